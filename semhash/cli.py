@@ -1,0 +1,287 @@
+"""The ``semhash`` command: thin click commands over the public API.
+
+Exit codes: 0 success, 1 a user error (bad input, bad index, bad query; one line
+on stderr), 2 a usage error (unknown option, missing argument).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from semhash.corpus import CorpusError, load_corpus
+from semhash.engine import QueryError, Result, SemanticIndex
+from semhash.hasher import HasherConfig
+from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
+from semhash.store import MANIFEST, IndexFormatError, check_target, read_manifest
+from semhash.text import VectorizerConfig
+from semhash.train import TrainConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+USER_ERRORS = (CorpusError, IndexFormatError, QueryError, ProtocolError, ValueError, OSError)
+
+
+def user_errors(command: F) -> F:
+    """Turn the library's errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as err:
+            raise click.ClickException(str(err)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="semhash")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or warnings.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what each step does.")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Semantic hashing search: index a corpus, query similar documents, evaluate precision."""
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="semhash: %(message)s")
+    ctx.obj = {"progress": not quiet}
+
+
+def model_options(command: F) -> F:
+    """Options that decide how a model is trained (shared by ``index`` and ``eval``)."""
+    options = [
+        click.option("--vocab", default=10000, show_default=True, help="Vocabulary size."),
+        click.option("--epochs", default=TrainConfig.epochs, show_default=True),
+        click.option("--seed", default=0, show_default=True, help="Seed: same seed, same codes."),
+        click.option(
+            "--strip-newsgroup",
+            is_flag=True,
+            help="Ignore Usenet headers, signatures and quoted replies when learning.",
+        ),
+        click.option("--device", default="cpu", show_default=True, help="Torch device to train on."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) -> HasherConfig:
+    return HasherConfig(
+        n_bits=n_bits,
+        vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip),
+        train=replace(TrainConfig(), epochs=epochs, seed=seed),
+    )
+
+
+@main.command()
+@click.argument("corpus")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--bits", default=32, show_default=True, help="Code length, 1 to 128.")
+@model_options
+@click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
+@click.option("--force", is_flag=True, help="Replace an existing index at OUTPUT.")
+@click.pass_obj
+@user_errors
+def index(
+    obj: dict[str, Any],
+    corpus: str,
+    output: Path,
+    bits: int,
+    vocab: int,
+    epochs: int,
+    seed: int,
+    strip_newsgroup: bool,
+    device: str,
+    labels_from_folders: bool,
+    force: bool,
+) -> None:
+    """Train a hasher on CORPUS and index its documents.
+
+    CORPUS is a bundled corpus name, a .jsonl(.gz) file or a folder of .txt files.
+
+    Example: semhash index 20newsgroups -o index/ --bits 32
+    """
+    started = time.perf_counter()
+    config = hasher_config(bits, vocab, epochs, seed, strip_newsgroup)
+    check_target(output, overwrite=force)  # fail before training, not after
+    docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
+    built = SemanticIndex.build(docs, config, progress=obj["progress"], device=device)
+    built.save(output, overwrite=force)
+    click.echo(
+        f"indexed {len(built)} documents as {bits}-bit codes in {output} "
+        f"({built.buckets.n_buckets} buckets, {time.perf_counter() - started:.0f} s)"
+    )
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option("--like", "like", help="Find documents similar to this indexed document id.")
+@click.option("-k", default=10, show_default=True, help="Number of results.")
+@click.option("--radius", type=int, help="Only results within this Hamming distance.")
+@click.option("--dense", is_flag=True, help="Rank by cosine of the real-valued codes (faiss).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def query(
+    index_dir: Path,
+    text: str | None,
+    like: str | None,
+    k: int,
+    radius: int | None,
+    dense: bool,
+    as_json: bool,
+) -> None:
+    """Search INDEX_DIR for documents like TEXT (or like an indexed document).
+
+    Example: semhash query index/ "nasa space shuttle launch" -k 5
+    """
+    if (text is None) == (like is None):
+        raise click.UsageError("give either TEXT or --like DOC_ID")
+    loaded = SemanticIndex.load(index_dir)
+    if like is not None:
+        results = loaded.similar(like, k=k, radius=radius, dense=dense)
+    else:
+        results = loaded.search([str(text)], k=k, radius=radius, dense=dense)[0]
+    if as_json:
+        click.echo(json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]}))
+    else:
+        _print_results(results, "score" if dense else "dist")
+
+
+def _result_dict(result: Result) -> dict[str, Any]:
+    return {
+        "rank": result.rank,
+        "id": result.id,
+        "score": result.score,
+        "labels": list(result.labels),
+        "snippet": result.snippet,
+    }
+
+
+def _print_results(results: Sequence[Result], score_name: str) -> None:
+    if not results:
+        click.echo("no results")
+        return
+    width = max(len(r.id) for r in results)
+    click.echo(f"{'rank':>4}  {score_name:>6}  {'id':<{width}}  labels / snippet")
+    for r in results:
+        score = f"{r.score:.3f}" if score_name == "score" else f"{int(r.score)}"
+        labels = ",".join(r.labels) or "-"
+        click.echo(f"{r.rank:>4}  {score:>6}  {r.id:<{width}}  [{labels}] {r.snippet[:100]}")
+
+
+@main.command(name="eval")
+@click.argument("target")
+@click.option("--bits", default="32", show_default=True, help="Bit lengths, e.g. 8,16,32,64,128.")
+@click.option("-k", default=100, show_default=True, help="Precision at k.")
+@model_options
+@click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSH and ITQ.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default="semhash-eval.json",
+    show_default=True,
+    help="Where to write the JSON report.",
+)
+@click.pass_obj
+@user_errors
+def eval_(
+    obj: dict[str, Any],
+    target: str,
+    bits: str,
+    k: int,
+    vocab: int,
+    epochs: int,
+    seed: int,
+    strip_newsgroup: bool,
+    device: str,
+    no_baselines: bool,
+    report: Path,
+) -> None:
+    """Precision@k of test documents querying train documents (a hit shares a label).
+
+    TARGET is an index folder (its stored codes are scored) or a corpus (one model
+    is trained per bit length).  Baselines run on the same split in the same run.
+
+    Example: semhash eval 20newsgroups --bits 16,32,64
+    """
+    if k < 1:
+        raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
+    if (Path(target) / MANIFEST).exists():
+        read_manifest(Path(target), verify=False)
+        rows = evaluate_index(SemanticIndex.load(target), k=k, baselines=not no_baselines)
+        source = {"index": target}
+    else:
+        bit_lengths = _parse_bits(bits)
+        config = hasher_config(bit_lengths[0], vocab, epochs, seed, strip_newsgroup)
+        corpus = load_corpus(target)
+        rows = evaluate_corpus(
+            corpus, bit_lengths, config, k, not no_baselines, obj["progress"], device
+        )
+        source = {"corpus": target, "config": config.to_dict()}
+    click.echo(format_table(rows, k))
+    _write_json(report, {**source, "k": k, "rows": [r.to_dict() for r in rows]})
+    click.echo(f"report written to {report}")
+
+
+def _parse_bits(bits: str) -> list[int]:
+    try:
+        values = [int(b) for b in bits.split(",") if b.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected numbers like 16,32,64, got {bits!r}", param_hint="--bits") from None
+    for value in values:
+        if not 1 <= value <= 128:
+            raise click.BadParameter(f"bit lengths must be 1 to 128, got {value}", param_hint="--bits")
+    if not values:
+        raise click.BadParameter("no bit length given", param_hint="--bits")
+    return values
+
+
+def format_table(rows: Sequence[Row], k: int) -> str:
+    """A plain-text table of precision@k rows."""
+    lines = [f"{'method':<24} {'bits':>4} {f'P@{k}':>7} {'tie-aware':>9} {'seconds':>8}"]
+    for r in rows:
+        bits = str(r.n_bits) if r.n_bits else "-"
+        lines.append(f"{r.method:<24} {bits:>4} {r.precision:>7.4f} {r.tie_aware:>9.4f} {r.seconds:>8.1f}")
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@user_errors
+def info(index_dir: Path) -> None:
+    """Describe an index: format, bits, vocabulary, documents, configuration."""
+    manifest = read_manifest(index_dir, verify=False)
+    shown = {key: manifest[key] for key in ("format_version", "created", "n_bits", "vocab_size", "n_docs")}
+    click.echo(json.dumps({**shown, "config": manifest["config"]}, indent=2))
+
+
+@main.command()
+@click.option("-o", "--output", default="semhash-demo", show_default=True, type=click.Path(path_type=Path))
+@click.option("--epochs", default=TrainConfig.epochs, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, output: Path, epochs: int) -> None:
+    """Index the bundled 20 Newsgroups at 32 bits, run two queries, evaluate precision@100."""
+    steps: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+        ("index", index, {"corpus": "20newsgroups", "output": output, "bits": 32, "epochs": epochs, "force": True}),
+        ("query", query, {"index_dir": output, "text": "nasa space shuttle launch orbit", "k": 5}),
+        ("query --like", query, {"index_dir": output, "like": "test/rec.autos/103007", "k": 5}),
+        ("eval", eval_, {"target": str(output), "report": output.with_name(f"{output.name}-eval.json")}),
+    ]
+    for title, command, kwargs in steps:
+        click.secho(f"\n== semhash {title} ==", bold=True)
+        ctx.invoke(command, **kwargs)

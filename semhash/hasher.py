@@ -1,0 +1,140 @@
+"""``SemanticHasher``: texts in, binary codes out (vectoriser + autoencoder + training)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from semhash import codes as codes_
+from semhash.model import ModelConfig, SemanticHashingAutoencoder
+from semhash.targets import neighbourhood_targets
+from semhash.text import Vectorizer, VectorizerConfig
+from semhash.train import History, TrainConfig, dense, fit
+
+logger = logging.getLogger(__name__)
+_ENCODE_BLOCK = 2048
+
+
+@dataclass(frozen=True)
+class HasherConfig:
+    """Everything that decides a hasher's codes; saved in the index manifest.
+
+    ``n_neighbors`` > 0 trains the decoder to reconstruct a mix of the document's
+    words (weight ``self_weight``) and its nearest TF-IDF neighbours' words.
+    """
+
+    n_bits: int = 32
+    hidden: int = 500
+    deep_decoder: bool = False
+    dropout: float = 0.5
+    n_neighbors: int = 100
+    self_weight: float = 0.1
+    vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        codes_.check_n_bits(self.n_bits)
+        if self.n_neighbors < 0:
+            raise ValueError(f"n_neighbors must be non-negative, got {self.n_neighbors}")
+        if not 0.0 <= self.self_weight <= 1.0:
+            raise ValueError(f"self_weight must be in [0, 1], got {self.self_weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> HasherConfig:
+        state = dict(state)
+        vectorizer = VectorizerConfig(**state.pop("vectorizer"))
+        train = TrainConfig(**state.pop("train"))
+        return cls(vectorizer=vectorizer, train=train, **state)
+
+
+class SemanticHasher:
+    """Learns binary codes for documents.
+
+    >>> hasher = SemanticHasher(HasherConfig(n_bits=16)).fit(texts)  # doctest: +SKIP
+    >>> hasher.encode(["a query"]).shape  # doctest: +SKIP
+    (1, 1)
+    """
+
+    def __init__(self, config: HasherConfig | None = None) -> None:
+        self.config = config or HasherConfig()
+        self.vectorizer = Vectorizer(self.config.vectorizer)
+        self.model: SemanticHashingAutoencoder | None = None
+        self.history = History()
+
+    @property
+    def n_bits(self) -> int:
+        return self.config.n_bits
+
+    def fit(
+        self, texts: Sequence[str], progress: bool = True, device: str = "cpu"
+    ) -> SemanticHasher:
+        """Fit the vocabulary and train the autoencoder on ``texts`` (on ``device``)."""
+        if len(texts) == 0:
+            raise ValueError("cannot fit on an empty list of documents")
+        cfg = self.config
+        logger.info("fitting the vocabulary on %d documents", len(texts))
+        self.vectorizer.fit(texts)
+        counts = self.vectorizer.counts(texts, progress=progress)
+        inputs = self.vectorizer.weight(counts)
+        logger.info("finding %d TF-IDF neighbours per document", cfg.n_neighbors)
+        targets = neighbourhood_targets(counts, inputs, cfg.n_neighbors, cfg.self_weight)
+        self.model = SemanticHashingAutoencoder(self._model_config())
+        self.history = fit(self.model, inputs, targets, cfg.train, progress, device)
+        return self
+
+    def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Real-valued code units in (0, 1): ``(n, b)`` float32."""
+        model = self._require_model()
+        out = np.empty((len(texts), self.n_bits), dtype=np.float32)
+        n_empty = 0
+        starts = range(0, len(texts), _ENCODE_BLOCK)
+        for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
+            counts = self.vectorizer.counts(texts[start : start + _ENCODE_BLOCK])
+            n_empty += int(np.sum(counts.getnnz(axis=1) == 0))
+            inputs = dense(self.vectorizer.weight(counts))
+            out[start : start + _ENCODE_BLOCK] = model.encode(inputs).numpy()
+        if n_empty:
+            logger.warning("%d documents have no word of the vocabulary: they share one code", n_empty)
+        return out
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Packed binary codes: ``(n, words)`` uint64."""
+        return codes_.pack(codes_.binarize(self.activations(texts, progress)))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The model's parameters as numpy arrays (for safetensors)."""
+        return {k: v.detach().cpu().numpy() for k, v in self._require_model().state_dict().items()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Rebuild the model from :meth:`weights`; raises ``ValueError`` on a shape mismatch."""
+        model = SemanticHashingAutoencoder(self._model_config())
+        try:
+            model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+        except RuntimeError as err:
+            raise ValueError(f"weights do not fit the model: {str(err).splitlines()[0]}") from None
+        self.model = model.eval()
+
+    def _model_config(self) -> ModelConfig:
+        cfg = self.config
+        return ModelConfig(
+            vocab_size=self.vectorizer.vocab_size,
+            n_bits=cfg.n_bits,
+            hidden=cfg.hidden,
+            deep_decoder=cfg.deep_decoder,
+            dropout=cfg.dropout,
+        )
+
+    def _require_model(self) -> SemanticHashingAutoencoder:
+        if self.model is None:
+            raise RuntimeError("the hasher is not trained: call fit() first")
+        return self.model

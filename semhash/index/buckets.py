@@ -1,0 +1,148 @@
+"""The Hamming bucket index: semantic hashing's lookup by bit-flip probing.
+
+Documents with the same code share a bucket.  A query probes its own bucket,
+then every code at distance 1, 2, ... by XOR-ing bit-flip masks, stopping once
+it holds ``k`` documents: everything within the probed radius has been seen, so
+the ``k`` nearest are exact.  Probing radius r costs sum C(b, i) lookups; where
+that is dearer than scanning every code, the index scans instead.
+
+Buckets are flat arrays (CSR-like): ``keys_`` sorted bucket keys, ``offsets_``
+into ``members_`` (document positions, ascending within a bucket).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semhash.codes import flip_masks, n_probes
+from semhash.index.base import Hits, check_k, pad_hits, top_k_by_distance
+from semhash.index.scan import LinearScan
+
+# Rough costs on one core, used only to choose between probing and scanning.
+PROBE_SECONDS = 150e-9  # one bucket lookup (binary search + gather)
+SCAN_SECONDS_PER_WORD = 1.5e-9  # XOR + popcount + compare of one 64-bit word
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
+
+
+def bucket_keys(codes: np.ndarray) -> np.ndarray:
+    """One uint64 key per code: the code itself for <= 64 bits, a mixed hash above."""
+    if codes.shape[1] == 1:
+        return codes[:, 0].copy()
+    with np.errstate(over="ignore"):
+        return np.bitwise_xor.reduce(codes * _MIX[: codes.shape[1]], axis=1)
+
+
+class HammingBuckets:
+    """Exact k-nearest and radius search over binary codes by bucket probing.
+
+    >>> from semhash.codes import pack
+    >>> index = HammingBuckets(4)
+    >>> index.add(pack(np.array([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]])))
+    >>> index.search(pack(np.array([[0, 0, 0, 1]])), k=2).positions.tolist()
+    [[0, 1]]
+    """
+
+    def __init__(self, n_bits: int) -> None:
+        self.n_bits = n_bits
+        self.scan = LinearScan(n_bits)
+        self._masks: dict[int, np.ndarray] = {}
+        self._rebuild()
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.scan.codes
+
+    def __len__(self) -> int:
+        return len(self.scan)
+
+    @property
+    def n_buckets(self) -> int:
+        return len(self.keys_)
+
+    def add(self, codes: np.ndarray) -> None:
+        """Append ``(n, words)`` uint64 codes and rebuild the buckets."""
+        self.scan.add(codes)
+        self._rebuild()
+
+    def max_probe_radius(self) -> int:
+        """The largest radius whose probing is expected to cost less than one scan."""
+        scan_cost = len(self) * self.codes.shape[1] * SCAN_SECONDS_PER_WORD
+        radius = -1
+        while radius < self.n_bits and n_probes(self.n_bits, radius + 1) * PROBE_SECONDS < scan_cost:
+            radius += 1
+        return radius
+
+    def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> Hits:
+        """The ``k`` nearest codes, within ``radius`` when given; exact, ties by position."""
+        check_k(k)
+        if radius is not None and radius < 0:
+            raise ValueError(f"radius must be non-negative, got {radius}")
+        affordable = self.max_probe_radius()
+        if radius is not None and radius > affordable:
+            return self.scan.search(queries, k, radius)
+        limit = affordable if radius is None else radius
+        rows: list[tuple[np.ndarray, np.ndarray]] = []
+        for query in queries:
+            distances, positions = self._probe(query, k, limit)
+            if len(positions) < k and radius is None and limit < self.n_bits:
+                hits = self.scan.search(query[None], k)  # too few nearby: scan everything
+                positions, distances = hits.positions[0], hits.distances[0]
+                positions, distances = positions[positions >= 0], distances[positions >= 0]
+            rows.append(top_k_by_distance(distances, positions, k))
+        return pad_hits(rows, k)
+
+    def _probe(self, query: np.ndarray, k: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, positions) of all documents within the first radius <= ``limit`` that
+        holds ``k`` of them (or within ``limit``)."""
+        distances, positions = [], []
+        count = 0
+        for r in range(limit + 1):
+            members = self._lookup(query[None, :] ^ self._flip_masks(r))
+            distances.append(np.full(len(members), r, dtype=np.int32))
+            positions.append(members)
+            count += len(members)
+            if count >= k:
+                break
+        return np.concatenate(distances), np.concatenate(positions)
+
+    def _lookup(self, probes: np.ndarray) -> np.ndarray:
+        """Positions of every document whose code equals one of ``probes`` ``(m, words)``."""
+        keys = bucket_keys(probes)
+        lo = np.searchsorted(self.keys_, keys, side="left")
+        hi = np.searchsorted(self.keys_, keys, side="right")
+        hit = hi > lo
+        if not hit.any():
+            return np.zeros(0, dtype=np.int64)
+        counts = (hi - lo)[hit]
+        buckets = np.repeat(lo[hit], counts) + _ranges(counts)
+        probe_rows = np.repeat(np.flatnonzero(hit), counts)
+        same = np.all(self.bucket_codes_[buckets] == probes[probe_rows], axis=1)  # hash collisions
+        buckets = buckets[same]
+        sizes = self.offsets_[buckets + 1] - self.offsets_[buckets]
+        return self.members_[np.repeat(self.offsets_[buckets], sizes) + _ranges(sizes)]
+
+    def _flip_masks(self, radius: int) -> np.ndarray:
+        if radius not in self._masks:
+            self._masks[radius] = flip_masks(self.n_bits, radius)
+        return self._masks[radius]
+
+    def _rebuild(self) -> None:
+        codes = self.codes
+        keys = bucket_keys(codes)
+        order = np.lexsort((np.arange(len(codes)), *codes.T[::-1], keys))
+        sorted_codes = codes[order]
+        new_bucket = np.ones(len(order), dtype=bool)
+        new_bucket[1:] = np.any(sorted_codes[1:] != sorted_codes[:-1], axis=1)
+        starts = np.flatnonzero(new_bucket)
+        self.keys_ = keys[order][starts]
+        self.bucket_codes_ = sorted_codes[starts]
+        self.offsets_ = np.append(starts, len(order)).astype(np.int64)
+        self.members_ = order.astype(np.int64)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(c)`` for each c in ``counts``."""
+    if len(counts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(ends[-1], dtype=np.int64) - np.repeat(ends - counts, counts)

@@ -1,0 +1,60 @@
+"""Exact Hamming search by scanning every code with XOR + popcount."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semhash.codes import n_words
+from semhash.index.base import Hits, check_k, pad_hits, top_k_by_distance
+
+_QUERY_BLOCK = 256
+
+
+class LinearScan:
+    """Brute force, exact: the reference every other Hamming backend must match.
+
+    >>> from semhash.codes import pack
+    >>> scan = LinearScan(8)
+    >>> scan.add(pack(np.array([[1, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]])))
+    >>> scan.search(pack(np.array([[1, 1, 0, 0, 0, 0, 0, 0]])), k=2).distances.tolist()
+    [[1, 1]]
+    """
+
+    def __init__(self, n_bits: int) -> None:
+        self.n_bits = n_bits
+        self.codes = np.zeros((0, n_words(n_bits)), dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def add(self, codes: np.ndarray) -> None:
+        """Append ``(n, words)`` uint64 codes; their positions continue from ``len(self)``."""
+        self.codes = np.concatenate([self.codes, _checked(codes, self.codes.shape[1])])
+
+    def distances(self, queries: np.ndarray) -> np.ndarray:
+        """``(nq, len(self))`` int32 Hamming distances to every code."""
+        out = np.zeros((len(queries), len(self.codes)), dtype=np.int32)
+        for w in range(self.codes.shape[1]):
+            out += np.bitwise_count(queries[:, w, None] ^ self.codes[None, :, w])
+        return out
+
+    def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> Hits:
+        """The ``k`` nearest codes (within ``radius`` if given), ties by position."""
+        check_k(k)
+        queries = _checked(queries, self.codes.shape[1])
+        positions = np.arange(len(self.codes), dtype=np.int64)
+        rows = []
+        for start in range(0, len(queries), _QUERY_BLOCK):
+            for dist in self.distances(queries[start : start + _QUERY_BLOCK]):
+                keep = dist <= radius if radius is not None else slice(None)
+                rows.append(top_k_by_distance(dist[keep], positions[keep], k))
+        return pad_hits(rows, k)
+
+
+def _checked(codes: np.ndarray, words: int) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] != words or codes.dtype != np.uint64:
+        raise ValueError(
+            f"codes must be a (n, {words}) uint64 array, got {codes.shape} {codes.dtype}"
+        )
+    return np.ascontiguousarray(codes)

@@ -1,0 +1,84 @@
+"""The semantic hashing autoencoder (Salakhutdinov & Hinton, 2009).
+
+Encoder: bag of words -> hidden -> hidden -> ``n_bits`` sigmoid code units.
+While training, Gaussian noise is added to the code units' pre-activations,
+*before* the sigmoid: to carry information through the noise the encoder must
+push pre-activations far from zero, so the sigmoid saturates and codes become
+binary.  Decoder: code -> (hidden -> hidden ->) softmax over the vocabulary,
+trained with a multinomial (word-count) reconstruction loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semhash.codes import check_n_bits
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the autoencoder.  ``deep_decoder=False`` uses one linear layer b -> V."""
+
+    vocab_size: int
+    n_bits: int = 32
+    hidden: int = 500
+    deep_decoder: bool = False
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_n_bits(self.n_bits)
+        if self.vocab_size < 1 or self.hidden < 1:
+            raise ValueError("vocab_size and hidden must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class SemanticHashingAutoencoder(nn.Module):
+    """Bag of words in, code units in the middle, word distribution out."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        v, h, b = config.vocab_size, config.hidden, config.n_bits
+        # Batch norm keeps the tiny unit-norm TF-IDF inputs from stalling the first layers.
+        self.encoder = nn.Sequential(
+            nn.Dropout(config.dropout),  # word dropout: a denoising input corruption
+            nn.Linear(v, h),
+            nn.BatchNorm1d(h),
+            nn.ReLU(),
+            nn.Linear(h, h),
+            nn.BatchNorm1d(h),
+            nn.ReLU(),
+            nn.Linear(h, b),
+        )
+        self.decoder: nn.Module
+        if config.deep_decoder:
+            self.decoder = nn.Sequential(
+                nn.Linear(b, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, v)
+            )
+        else:
+            self.decoder = nn.Linear(b, v)
+
+    def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Code units ``(n, b)`` and log word probabilities ``(n, V)``.
+
+        ``noise_std`` > 0 adds N(0, noise_std^2) to the pre-activations before the sigmoid.
+        """
+        logits = self.encoder(x)
+        if noise_std > 0:
+            logits = logits + noise_std * torch.randn_like(logits)
+        units = torch.sigmoid(logits)
+        return units, torch.log_softmax(self.decoder(units), dim=-1)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic code units in (0, 1): no noise, no dropout.  Threshold at 0.5 for bits."""
+        was_training = self.training
+        self.eval()
+        try:
+            return torch.sigmoid(self.encoder(x))
+        finally:
+            self.train(was_training)

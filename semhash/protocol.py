@@ -1,0 +1,150 @@
+"""The evaluation protocol: test documents query the train documents, precision@k.
+
+Runs semhash and the baselines (exact TF-IDF cosine, random-hyperplane LSH,
+ITQ) on the same split in the same process, so their rows compare directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from semhash.baselines import ITQ, RandomHyperplaneLSH
+from semhash.codes import binarize, pack
+from semhash.corpus import Corpus
+from semhash.engine import SemanticIndex
+from semhash.evaluation import Precision, cosine_precision, hamming_precision, label_matrix
+from semhash.hasher import HasherConfig, SemanticHasher
+from semhash.index.dense import centred_unit_rows
+from semhash.text import Vectorizer
+
+
+class ProtocolError(ValueError):
+    """The documents cannot be evaluated (no labels, or no train/test split)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table; ``n_bits`` is 0 for exact (unhashed) methods."""
+
+    method: str
+    n_bits: int
+    precision: float
+    tie_aware: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train (database) and test (query) documents with their multi-hot labels."""
+
+    train: Corpus
+    test: Corpus
+    train_labels: sp.csr_matrix
+    test_labels: sp.csr_matrix
+
+
+def make_split(corpus: Corpus) -> Split:
+    """Split by the documents' ``split`` field; both parts must exist and carry labels."""
+    train, test = corpus.split("train"), corpus.split("test")
+    if not len(train) or not len(test):
+        raise ProtocolError("evaluation needs documents with split 'train' and split 'test'")
+    if not train.has_labels or not test.has_labels:
+        raise ProtocolError("evaluation needs labelled documents (field 'labels')")
+    vocabulary = {label: i for i, label in enumerate(sorted({x for ls in corpus.labels for x in ls}))}
+    return Split(
+        train, test, label_matrix(train.labels, vocabulary), label_matrix(test.labels, vocabulary)
+    )
+
+
+def evaluate_index(index: SemanticIndex, k: int = 100, baselines: bool = True) -> list[Row]:
+    """Score an index's stored codes, with baselines at its bit length."""
+    corpus = Corpus(index.ids, index.texts, index.labels, index.splits)
+    split = make_split(corpus)
+    train = np.array([s == "train" for s in index.splits])
+    test = np.array([s == "test" for s in index.splits])
+    rows = [_hamming_row("semhash", index.n_bits, index.codes[test], index.codes[train], split, k)]
+    rows.append(_dense_row(index.activations[test], index.activations[train], split, k))
+    if baselines:
+        rows += baseline_rows(index.hasher.vectorizer, split, [index.n_bits], k)
+    return rows
+
+
+def evaluate_corpus(
+    corpus: Corpus,
+    bits: Sequence[int],
+    config: HasherConfig | None = None,
+    k: int = 100,
+    baselines: bool = True,
+    progress: bool = False,
+    device: str = "cpu",
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Train one model per bit length on the train split and score it, with baselines."""
+    split = make_split(corpus)
+    config = config or HasherConfig()
+    rows: list[Row] = []
+    vectorizer = None
+    for n_bits in bits:
+        start = time.perf_counter()
+        hasher = SemanticHasher(replace(config, n_bits=n_bits))
+        hasher.fit(split.train.texts, progress=progress, device=device)
+        db, queries = hasher.activations(split.train.texts), hasher.activations(split.test.texts)
+        seconds = time.perf_counter() - start
+        row = _hamming_row(
+            "semhash", n_bits, pack(binarize(queries)), pack(binarize(db)), split, k
+        )
+        rows.append(replace(row, seconds=seconds))
+        if on_row:
+            on_row(rows[-1])
+        vectorizer = hasher.vectorizer
+    if baselines and vectorizer is not None:
+        for row in baseline_rows(vectorizer, split, bits, k):
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return rows
+
+
+def baseline_rows(vectorizer: Vectorizer, split: Split, bits: Sequence[int], k: int) -> list[Row]:
+    """Exact TF-IDF cosine once, then LSH and ITQ at each bit length."""
+    db = vectorizer.weight(vectorizer.counts(split.train.texts))
+    queries = vectorizer.weight(vectorizer.counts(split.test.texts))
+    start = time.perf_counter()
+    p = cosine_precision(queries, db, split.test_labels, split.train_labels, k)
+    rows = [_row("tfidf-cosine (exact)", 0, p, start)]
+    for n_bits in bits:
+        for name, hasher in (("lsh", RandomHyperplaneLSH(n_bits)), ("itq", ITQ(n_bits))):
+            start = time.perf_counter()
+            hasher.fit(db)
+            p = hamming_precision(
+                hasher.encode(queries), hasher.encode(db), split.test_labels, split.train_labels, k
+            )
+            rows.append(_row(name, n_bits, p, start))
+    return rows
+
+
+def _hamming_row(
+    name: str, n_bits: int, queries: np.ndarray, db: np.ndarray, split: Split, k: int
+) -> Row:
+    start = time.perf_counter()
+    p = hamming_precision(queries, db, split.test_labels, split.train_labels, k)
+    return _row(name, n_bits, p, start)
+
+
+def _dense_row(queries: np.ndarray, db: np.ndarray, split: Split, k: int) -> Row:
+    start = time.perf_counter()
+    q, d = centred_unit_rows(queries), centred_unit_rows(db)
+    p = cosine_precision(q, d, split.test_labels, split.train_labels, k)
+    return _row("semhash-dense (cosine)", queries.shape[1], p, start)
+
+
+def _row(name: str, n_bits: int, p: Precision, start: float) -> Row:
+    return Row(name, n_bits, p.random, p.tie_aware, time.perf_counter() - start)

@@ -1,0 +1,60 @@
+"""What the decoder learns to reconstruct: a document's words, or its neighbourhood's.
+
+Reconstructing the word distribution of a document *and* of its nearest
+TF-IDF neighbours (found without labels) asks the code to describe the topic a
+document shares with similar documents rather than its idiosyncratic words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows of ``counts`` scaled to sum to one (empty rows stay zero): ``(n, V)`` float32."""
+    sums = np.asarray(counts.sum(axis=1)).ravel()
+    sums[sums == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / sums) @ counts, dtype=np.float32)
+
+
+def nearest_neighbours(tfidf: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
+    """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``: ``(n, k)`` int64.
+
+    Exact, in blocks of ``block`` rows so memory stays ``block * n`` floats.
+    """
+    n = tfidf.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.int64)
+    transposed = tfidf.T.tocsc()
+    result = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        sims = (tfidf[start:stop] @ transposed).toarray()
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+        result[start:stop] = np.take_along_axis(top, order, axis=1)
+    return result
+
+
+def neighbourhood_targets(
+    counts: sp.csr_matrix, tfidf: sp.csr_matrix, k: int, self_weight: float
+) -> sp.csr_matrix:
+    """``self_weight`` x own word distribution + the rest spread over ``k`` neighbours'.
+
+    With ``k == 0`` this is the document's own word distribution.
+    """
+    own = word_distributions(counts)
+    if k == 0:
+        return own
+    neighbours = nearest_neighbours(tfidf, k)
+    n = counts.shape[0]
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    mixing = sp.csr_matrix(
+        (np.full(rows.size, (1.0 - self_weight) / neighbours.shape[1]), (rows, neighbours.ravel())),
+        shape=(n, n),
+    )
+    mixing = mixing + sp.diags(np.full(n, self_weight))
+    return sp.csr_matrix(mixing @ own, dtype=np.float32)

@@ -1,0 +1,150 @@
+"""Bag of words: tokenise, fit a vocabulary, count words and weight them.
+
+The vocabulary is the top ``max_features`` words by document frequency after
+English stop words and very rare/very common words are dropped, as the
+text-hashing literature builds it.  Model input is sublinear TF-IDF, L2-normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+from tqdm.auto import tqdm
+
+_BLOCK = 2000
+
+_QUOTE_LINE = re.compile(r"(writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")
+
+
+def strip_newsgroup_boilerplate(text: str) -> str:
+    """Drop a Usenet post's headers, signature and quoted replies.
+
+    Headers are everything before the first blank line, the signature starts at
+    the last line made only of dashes, quoted lines match the usual reply markers.
+
+    >>> strip_newsgroup_boilerplate("From: a\\n\\n> quoted\\nbody\\n--\\nsig")
+    'body'
+    """
+    _, blank, body = text.partition("\n\n")
+    lines = body.strip().split("\n")
+    for line_no in range(len(lines) - 1, 0, -1):
+        if lines[line_no].strip().strip("-") == "":
+            lines = lines[:line_no]
+            break
+    return "\n".join(line for line in lines if not _QUOTE_LINE.search(line))
+
+
+@dataclass(frozen=True)
+class VectorizerConfig:
+    """How documents become bags of words.
+
+    ``min_df`` counts documents; ``max_df`` is a fraction of documents.
+    ``strip_newsgroup`` removes Usenet headers, signatures and quotes before counting.
+    """
+
+    max_features: int = 10000
+    min_df: int = 3
+    max_df: float = 0.8
+    stop_words: bool = True
+    strip_newsgroup: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_features < 1:
+            raise ValueError(f"max_features must be at least 1, got {self.max_features}")
+        if self.min_df < 1:
+            raise ValueError(f"min_df must be at least 1, got {self.min_df}")
+        if not 0.0 < self.max_df <= 1.0:
+            raise ValueError(f"max_df must be in (0, 1], got {self.max_df}")
+
+
+class Vectorizer:
+    """Counts words of a fixed vocabulary; fitted state ends in ``_``."""
+
+    def __init__(self, config: VectorizerConfig | None = None) -> None:
+        self.config = config or VectorizerConfig()
+        self.vocabulary_: list[str] = []
+        self.idf_: np.ndarray = np.zeros(0, dtype=np.float32)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary_)
+
+    def fit(self, texts: Sequence[str]) -> Vectorizer:
+        """Choose the vocabulary and inverse document frequencies from ``texts``."""
+        cfg = self.config
+        min_df = min(cfg.min_df, max(1, len(texts) // 2))  # tiny corpora keep some words
+        counter = CountVectorizer(
+            stop_words="english" if cfg.stop_words else None,
+            max_features=cfg.max_features,
+            min_df=min_df,
+            max_df=cfg.max_df if len(texts) * cfg.max_df >= min_df else 1.0,
+            dtype=np.float32,
+        )
+        try:
+            counts = counter.fit_transform(self._prepare(texts))
+        except ValueError as err:  # every word was a stop word, or too rare
+            raise ValueError(f"cannot build a vocabulary: {err}") from None
+        self.vocabulary_ = list(counter.get_feature_names_out())
+        self._counter = counter
+        df = np.asarray((counts > 0).sum(axis=0)).ravel()
+        self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32)
+        return self
+
+    def counts(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
+        """Word counts, ``(n, vocab_size)`` float32 CSR."""
+        counter = self._get_counter()
+        blocks = [
+            counter.transform(self._prepare(texts[start : start + _BLOCK]))
+            for start in tqdm(
+                range(0, len(texts), _BLOCK), desc="vectorising", unit="block", disable=not progress
+            )
+        ]
+        if not blocks:
+            return sp.csr_matrix((0, self.vocab_size), dtype=np.float32)
+        return sp.vstack(blocks, format="csr").astype(np.float32)
+
+    def weight(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Sublinear TF-IDF rows with unit L2 norm (rows without known words stay zero)."""
+        weighted = counts.copy()
+        weighted.data = np.log1p(weighted.data)
+        weighted = weighted.multiply(self.idf_[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ weighted, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "vocabulary": self.vocabulary_,
+            "idf": self.idf_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Vectorizer:
+        vectorizer = cls(VectorizerConfig(**state["config"]))
+        vectorizer.vocabulary_ = list(state["vocabulary"])
+        vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float32)
+        if len(vectorizer.idf_) != len(vectorizer.vocabulary_):
+            raise ValueError("vocabulary and idf have different lengths")
+        return vectorizer
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        if self.config.strip_newsgroup:
+            return [strip_newsgroup_boilerplate(t) for t in texts]
+        return list(texts)
+
+    def _get_counter(self) -> CountVectorizer:
+        if not self.vocabulary_:
+            raise RuntimeError("the vectorizer is not fitted")
+        if getattr(self, "_counter", None) is None:
+            self._counter = CountVectorizer(
+                vocabulary={word: i for i, word in enumerate(self.vocabulary_)},
+                dtype=np.float32,
+            )
+        return self._counter

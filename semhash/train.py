@@ -1,0 +1,165 @@
+"""Training: a plain, seeded loop with a validation split and early stopping.
+
+The loss is the multinomial reconstruction loss: cross-entropy between a target
+word distribution (the document's own words, or its neighbourhood's) and the
+decoder's softmax.  A small penalty keeps every bit's mean near 0.5 so no bit
+is wasted being constant.  Early stopping watches the reconstruction loss of
+the *thresholded* codes on held-out documents: binary codes are what we keep.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from semhash.model import SemanticHashingAutoencoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and noise settings.
+
+    The noise on the code pre-activations ramps up linearly from 0 to ``noise_std``
+    over the first ``noise_warmup`` epochs (at most ``epochs``), so the codes first
+    learn what to say and then learn to say it in binary.  Early stopping only
+    considers epochs at full noise.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    noise_std: float = 8.0
+    noise_warmup: int = 10
+    balance_weight: float = 1.0
+    decorrelation_weight: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class History:
+    """Per-epoch losses; ``best_epoch`` is the one whose weights were kept (1-based)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def fit(
+    model: SemanticHashingAutoencoder,
+    inputs: sp.csr_matrix,
+    targets: sp.csr_matrix,
+    config: TrainConfig,
+    progress: bool = True,
+    device: str = "cpu",
+) -> History:
+    """Train ``model`` in place to map ``inputs`` (n, V) to ``targets`` (n, V) word distributions.
+
+    The trained model is returned to the CPU; ``device`` only speeds training up.
+    """
+    torch.manual_seed(config.seed)
+    model.to(device)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(inputs.shape[0])
+    n_val = int(round(config.val_fraction * len(order))) if len(order) >= 20 else 0
+    val, train = order[:n_val], order[n_val:]
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = History()
+    best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    warmup = max(1, min(config.noise_warmup, config.epochs))
+    bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        noise = config.noise_std * min(1.0, (epoch + 1) / warmup)
+        rng.shuffle(train)
+        loss = _train_epoch(model, optimiser, inputs, targets, train, noise, config, device)
+        history.train_loss.append(loss)
+        val_loss = binary_code_loss(model, inputs[val], targets[val]) if n_val else loss
+        history.val_loss.append(val_loss)
+        bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}", noise=f"{noise:.1f}")
+        # Only epochs at full noise count: before that, codes are not yet binary.
+        if epoch + 1 >= warmup and val_loss < best_loss:
+            best_loss, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+            history.best_epoch = epoch + 1
+        elif epoch + 1 >= warmup:
+            stale += 1
+            if stale >= config.patience:
+                logger.info("early stop after epoch %d (best %d)", epoch + 1, history.best_epoch)
+                break
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    return history
+
+
+def _train_epoch(
+    model: SemanticHashingAutoencoder,
+    optimiser: torch.optim.Optimizer,
+    inputs: sp.csr_matrix,
+    targets: sp.csr_matrix,
+    rows: np.ndarray,
+    noise: float,
+    config: TrainConfig,
+    device: str,
+) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for start in range(0, len(rows), config.batch_size):
+        batch = rows[start : start + config.batch_size]
+        x, p = dense(inputs[batch], device), dense(targets[batch], device)
+        units, log_q = model(x, noise_std=noise)
+        reconstruction = -(p * log_q).sum(dim=1).mean()
+        loss = reconstruction + code_penalty(units, config)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += reconstruction.item() * len(batch)
+        count += len(batch)
+    return total / max(1, count)
+
+
+def code_penalty(units: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Keep each bit's mean near 0.5 (balance) and the bits uncorrelated (no wasted bits)."""
+    balance = ((units.mean(dim=0) - 0.5) ** 2).sum()
+    centred = units - units.mean(dim=0)
+    covariance = centred.T @ centred / max(1, len(units) - 1)
+    off_diagonal = covariance - torch.diag(torch.diagonal(covariance))
+    decorrelation = (off_diagonal**2).sum() / units.shape[1]
+    return config.balance_weight * balance + config.decorrelation_weight * decorrelation
+
+
+@torch.no_grad()
+def binary_code_loss(
+    model: SemanticHashingAutoencoder, inputs: sp.csr_matrix, targets: sp.csr_matrix
+) -> float:
+    """Mean reconstruction loss when the decoder sees the thresholded 0/1 codes."""
+    model.eval()
+    total, device = 0.0, next(model.parameters()).device
+    for start in range(0, inputs.shape[0], 1024):
+        x = dense(inputs[start : start + 1024], device)
+        p = dense(targets[start : start + 1024], device)
+        bits = (model.encode(x) > 0.5).float()
+        total += -(p * torch.log_softmax(model.decoder(bits), dim=-1)).sum().item()
+    return total / max(1, inputs.shape[0])
+
+
+def dense(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A CSR block as a dense float32 tensor on ``device``."""
+    return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(device)
