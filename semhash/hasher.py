@@ -36,6 +36,7 @@ class HasherConfig:
     dropout: float = 0.5
     n_neighbors: int = 100
     self_weight: float = 0.1
+    code_scale: float = 8.0
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -88,6 +89,7 @@ class SemanticHasher:
         inputs = self.vectorizer.weight(counts)
         logger.info("finding %d TF-IDF neighbours per document", cfg.n_neighbors)
         targets = neighbourhood_targets(counts, inputs, cfg.n_neighbors, cfg.self_weight)
+        torch.manual_seed(cfg.train.seed)  # the initial weights, too, come from the seed
         self.model = SemanticHashingAutoencoder(self._model_config())
         self.history = fit(self.model, inputs, targets, cfg.train, progress, device)
         return self
@@ -132,6 +134,7 @@ class SemanticHasher:
             hidden=cfg.hidden,
             deep_decoder=cfg.deep_decoder,
             dropout=cfg.dropout,
+            code_scale=cfg.code_scale,
         )
 
     def _require_model(self) -> SemanticHashingAutoencoder:

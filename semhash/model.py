@@ -20,13 +20,21 @@ from semhash.codes import check_n_bits
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the autoencoder.  ``deep_decoder=False`` uses one linear layer b -> V."""
+    """Shape of the autoencoder.
+
+    ``deep_decoder=False`` uses one linear layer b -> V (it measured better: a
+    deep decoder can decode sloppy codes, so the codes stay sloppy).
+    ``code_scale`` > 0 batch-normalises the code pre-activations and starts their
+    scale there, so from the first step the signal is as large as the noise it must
+    beat; the scale stays learnable.  ``0`` leaves the code layer plain.
+    """
 
     vocab_size: int
     n_bits: int = 32
     hidden: int = 500
     deep_decoder: bool = False
     dropout: float = 0.5
+    code_scale: float = 8.0
 
     def __post_init__(self) -> None:
         check_n_bits(self.n_bits)
@@ -54,6 +62,10 @@ class SemanticHashingAutoencoder(nn.Module):
             nn.ReLU(),
             nn.Linear(h, b),
         )
+        if config.code_scale > 0:
+            norm = nn.BatchNorm1d(b)
+            nn.init.constant_(norm.weight, config.code_scale)
+            self.encoder.append(norm)
         self.decoder: nn.Module
         if config.deep_decoder:
             self.decoder = nn.Sequential(

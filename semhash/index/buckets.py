@@ -78,7 +78,7 @@ class HammingBuckets:
         if radius is not None and radius < 0:
             raise ValueError(f"radius must be non-negative, got {radius}")
         affordable = self.max_probe_radius()
-        if radius is not None and radius > affordable:
+        if affordable < 0 or (radius is not None and radius > affordable):
             return self.scan.search(queries, k, radius)
         limit = affordable if radius is None else radius
         rows: list[tuple[np.ndarray, np.ndarray]] = []

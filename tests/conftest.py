@@ -1,0 +1,59 @@
+"""Shared fixtures: a small real sample of 20 Newsgroups and one small trained index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semhash import Corpus, HasherConfig, SemanticIndex, TrainConfig, load_corpus
+
+SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def newsgroups() -> Corpus:
+    return load_corpus("20newsgroups")
+
+
+@pytest.fixture(scope="session")
+def newsgroups_sample(newsgroups: Corpus) -> Corpus:
+    """2,000 train and 300 test documents of the bundled corpus, drawn at random."""
+    rng = np.random.default_rng(0)
+    train = [i for i, s in enumerate(newsgroups.splits) if s == "train"]
+    test = [i for i, s in enumerate(newsgroups.splits) if s == "test"]
+    picked = list(rng.choice(train, 2000, replace=False)) + list(rng.choice(test, 300, replace=False))
+    return newsgroups.subset([int(i) for i in picked])
+
+
+def small_config(n_bits: int = 16, epochs: int = 8, seed: int = 0) -> HasherConfig:
+    """A configuration that trains in seconds on a couple of thousand documents."""
+    return HasherConfig(
+        n_bits=n_bits,
+        n_neighbors=20,
+        train=TrainConfig(epochs=epochs, seed=seed, batch_size=64, noise_warmup=5),
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_index(newsgroups_sample: Corpus) -> SemanticIndex:
+    return SemanticIndex.build(newsgroups_sample, small_config(n_bits=32, epochs=25))
+
+
+@pytest.fixture(scope="session")
+def saved_index(trained_index: SemanticIndex, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("index") / "idx"
+    trained_index.save(path)
+    return path
+
+
+def write_jsonl(path: Path, corpus: Corpus) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, text, labels, split in zip(
+            corpus.ids, corpus.texts, corpus.labels, corpus.splits, strict=True
+        ):
+            handle.write(json.dumps({"id": i, "text": text, "labels": list(labels), "split": split}))
+            handle.write("\n")
+    return path

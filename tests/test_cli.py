@@ -1,0 +1,121 @@
+"""The command line through click's runner: the three jobs and each bad input."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from semhash.cli import main
+
+from .conftest import write_jsonl
+
+
+@pytest.fixture(scope="module")
+def corpus_file(newsgroups_sample, tmp_path_factory):
+    sample = newsgroups_sample.subset(list(range(800)) + list(range(2000, 2150)))
+    return write_jsonl(tmp_path_factory.mktemp("corpus") / "sample.jsonl", sample)
+
+
+@pytest.fixture(scope="module")
+def cli_index(corpus_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "idx"
+    result = CliRunner().invoke(
+        main, ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "indexed 950 documents as 16-bit codes" in result.output
+    return out
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_query_text_prints_ranked_results(cli_index) -> None:
+    result = run("query", str(cli_index), "space shuttle launch nasa", "-k", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:3] == ["rank", "dist", "id"] and len(lines) == 6
+
+
+def test_query_json_like_and_dense(cli_index, corpus_file) -> None:
+    doc_id = json.loads(corpus_file.read_text().splitlines()[0])["id"]
+    result = run("query", str(cli_index), "--like", doc_id, "-k", "4", "--json")
+    payload = json.loads(result.output)
+    assert payload["like"] == doc_id and len(payload["results"]) == 4
+    assert doc_id not in [r["id"] for r in payload["results"]]
+    assert [r["rank"] for r in payload["results"]] == [1, 2, 3, 4]
+    distances = [r["score"] for r in payload["results"]]
+    assert distances == sorted(distances)
+    dense = json.loads(run("query", str(cli_index), "graphics card", "--dense", "--json", "-k", "3").output)
+    scores = [r["score"] for r in dense["results"]]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+
+
+def test_query_radius_limits_distance(cli_index) -> None:
+    payload = json.loads(run("query", str(cli_index), "hockey game", "--radius", "1", "-k", "500", "--json").output)
+    assert all(r["score"] <= 1 for r in payload["results"])
+
+
+def test_eval_index_prints_table_and_writes_report(cli_index, tmp_path) -> None:
+    report = tmp_path / "report.json"
+    result = run("eval", str(cli_index), "--report", str(report))
+    assert result.exit_code == 0, result.output
+    for method in ("semhash", "tfidf-cosine (exact)", "lsh", "itq"):
+        assert method in result.output
+    rows = json.loads(report.read_text())["rows"]
+    assert {r["method"] for r in rows} >= {"semhash", "lsh", "itq"}
+    assert all(0 <= r["tie_aware"] <= 1 for r in rows)
+
+
+def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
+    report = tmp_path / "r.json"
+    result = run("-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(report.read_text())["rows"]
+    assert [(r["method"], r["n_bits"]) for r in rows if r["method"] in ("semhash", "itq")] == [
+        ("semhash", 8), ("semhash", 16), ("itq", 8), ("itq", 16)
+    ]
+
+
+def test_info(cli_index) -> None:
+    info = json.loads(run("info", str(cli_index)).output)
+    assert info["n_bits"] == 16 and info["n_docs"] == 950 and info["format_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "{idx}", "zzzzqqq xxyyzz"], "no words in the index's vocabulary"),
+        (["query", "{idx}", "--like", "no-such-id"], "no document with id 'no-such-id'"),
+        (["query", "{idx}", "space", "-k", "0"], "k must be at least 1"),
+        (["query", "{idx}", "space", "-k", "-3"], "k must be at least 1"),
+        (["query", "{idx}", "space", "--radius", "17"], "radius must be between 0 and 16"),
+        (["query", "{tmp}/missing", "space"], "no such index folder"),
+        (["query", "{corpus}", "space"], "is a file, not an index folder"),
+        (["index", "{tmp}/missing.jsonl", "-o", "{tmp}/o"], "no such file or folder"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "0"], "between 1 and 128"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "129"], "between 1 and 128"),
+        (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
+        (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
+        (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),
+        (["index", "{empty}", "-o", "{tmp}/o"], "the corpus is empty"),
+        (["eval", "{tmp}/nothing"], "no such file or folder"),
+        (["eval", "{corpus}", "--bits", "8,x"], "expected numbers like 16,32,64"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero_exit(cli_index, corpus_file, tmp_path, args, message) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"id": 1, "text": "ok"}\n{oops\n')
+    (tmp_path / "empty.jsonl").write_text("\n")
+    paths = {"idx": cli_index, "tmp": tmp_path, "corpus": corpus_file,
+             "bad": tmp_path / "bad.jsonl", "empty": tmp_path / "empty.jsonl"}
+    result = run(*[a.format(**paths) for a in args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_query_needs_text_or_like(cli_index) -> None:
+    result = run("query", str(cli_index))
+    assert result.exit_code == 2 and "give either TEXT or --like" in result.output

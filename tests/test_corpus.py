@@ -1,0 +1,99 @@
+import gzip
+import json
+
+import pytest
+
+from semhash.corpus import CorpusError, bundled_corpora, load_corpus
+from semhash.text import strip_newsgroup_boilerplate
+
+
+def write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_bundled_corpus_loads_with_splits_and_labels(newsgroups) -> None:
+    assert "20newsgroups" in bundled_corpora()
+    assert len(newsgroups) == 18846
+    assert newsgroups.splits.count("train") == 11314 and newsgroups.splits.count("test") == 7532
+    assert len({label for labels in newsgroups.labels for label in labels}) == 20
+
+
+def test_jsonl_fields_optional_and_extra_fields_ignored(tmp_path) -> None:
+    path = write(
+        tmp_path / "c.jsonl",
+        [
+            json.dumps({"id": "a", "text": "hello world", "labels": ["x"], "split": "train", "extra": 1}),
+            json.dumps({"text": "no id here", "label": "y"}),
+            "",
+        ],
+    )
+    corpus = load_corpus(path)
+    assert corpus.ids == ["a", "2"]
+    assert corpus.labels == [("x",), ("y",)]
+    assert corpus.splits == ["train", ""]
+
+
+def test_gzipped_jsonl(tmp_path) -> None:
+    path = tmp_path / "c.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(json.dumps({"id": 1, "text": "zipped"}) + "\n")
+    assert load_corpus(path).texts == ["zipped"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "line 2: not valid JSON"),
+        ("[1, 2]", "line 2: expected a JSON object, got list"),
+        ('{"id": "b"}', "line 2: missing field 'text'"),
+        ('{"id": "b", "text": 5}', "line 2: field 'text' must be a string"),
+        ('{"id": "b", "text": "t", "split": "dev"}', "line 2: field 'split' must be"),
+        ('{"id": "b", "text": "t", "labels": {"a": 1}}', "line 2: field 'labels' must be"),
+    ],
+)
+def test_bad_jsonl_line_is_named(tmp_path, line, message) -> None:
+    path = write(tmp_path / "bad.jsonl", [json.dumps({"id": "a", "text": "fine"}), line])
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(path)
+
+
+def test_empty_corpus_missing_file_and_duplicates(tmp_path) -> None:
+    with pytest.raises(CorpusError, match="the corpus is empty"):
+        load_corpus(write(tmp_path / "empty.jsonl", [""]))
+    with pytest.raises(CorpusError, match="no such file or folder, nor a bundled corpus"):
+        load_corpus(tmp_path / "nope.jsonl")
+    dup = [json.dumps({"id": "a", "text": "x"}), json.dumps({"id": "a", "text": "y"})]
+    with pytest.raises(CorpusError, match="duplicate document id 'a'"):
+        load_corpus(write(tmp_path / "dup.jsonl", dup))
+    with pytest.raises(CorpusError, match="unknown corpus format"):
+        load_corpus(write(tmp_path / "c.csv", ["a,b"]))
+
+
+def test_non_utf8_bytes_are_replaced_and_counted(tmp_path, caplog) -> None:
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"id": "a", "text": "caf\xe9 au lait"}\n')
+    assert load_corpus(path).texts == ["caf\ufffd au lait"]
+    assert "replaced 1 bytes that were not UTF-8" in caplog.text
+
+
+def test_folder_of_text_files_with_folder_labels(tmp_path) -> None:
+    (tmp_path / "space").mkdir()
+    (tmp_path / "cars").mkdir()
+    (tmp_path / "space" / "a.txt").write_text("rocket launch")
+    (tmp_path / "cars" / "b.txt").write_text("engine oil")
+    (tmp_path / "top.txt").write_text("no folder")
+    (tmp_path / "ignored.md").write_text("not text")
+    corpus = load_corpus(tmp_path, labels_from_folders=True)
+    assert corpus.ids == ["cars/b.txt", "space/a.txt", "top.txt"]
+    assert corpus.labels == [("cars",), ("space",), ()]
+    assert load_corpus(tmp_path).labels == [(), (), ()]
+
+
+def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
+    post = (
+        "From: someone@example.com\nSubject: Re: engines\n\n"
+        "In article <1@x>, bob@y writes:\n> old quoted text\n"
+        "I think the engine is fine.\n--\nSomeone, Example Corp"
+    )
+    assert strip_newsgroup_boilerplate(post) == "I think the engine is fine."

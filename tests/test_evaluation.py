@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from semhash.baselines import ITQ, RandomHyperplaneLSH
+from semhash.codes import pack
+from semhash.evaluation import hamming_precision, label_matrix, precision_at_k
+from semhash.protocol import ProtocolError, evaluate_index, make_split
+
+
+def test_tie_aware_precision_is_the_expectation_over_tied_orders() -> None:
+    distances = np.array([[0, 1, 1, 1, 1, 2]])
+    relevant = np.array([[True, True, False, False, False, True]])
+    # k=3: the first is sure (relevant); 2 of the 4 tied at distance 1 are taken, 1 in 4 relevant.
+    _, tie_aware = precision_at_k(distances, relevant, 3, np.random.default_rng(0))
+    assert tie_aware[0] == pytest.approx((1 + 2 * 0.25) / 3)
+    draws = [precision_at_k(distances, relevant, 3, np.random.default_rng(s))[0][0] for s in range(2000)]
+    assert np.mean(draws) == pytest.approx(tie_aware[0], abs=0.02)
+
+
+def test_label_matrix_and_multi_label_hits() -> None:
+    vocabulary = {"a": 0, "b": 1, "c": 2}
+    queries = label_matrix([("a",), ("b", "c")], vocabulary)
+    db_labels = label_matrix([("a",), ("c",), ("b",), ()], vocabulary)
+    db = pack(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=bool))
+    q = pack(np.array([[0, 0], [1, 1]], dtype=bool))
+    # query 0 ranks doc 0 first (relevant); query 1 ranks doc 3 (unlabelled, a miss) first.
+    p = hamming_precision(q, db, queries, db_labels, k=1)
+    assert p.tie_aware == pytest.approx(0.5) and p.random == pytest.approx(0.5)
+
+
+def test_baselines_produce_codes_of_the_asked_length(trained_index) -> None:
+    vectorizer = trained_index.hasher.vectorizer
+    tfidf = vectorizer.weight(vectorizer.counts(trained_index.texts[:300]))
+    for hasher in (RandomHyperplaneLSH(24), ITQ(24)):
+        codes = hasher.fit(tfidf).encode(tfidf)
+        assert codes.shape == (300, 1) and codes.dtype == np.uint64
+        assert np.bitwise_count(codes).max() <= 24
+
+
+def test_protocol_rows_rank_exact_tfidf_above_lsh(trained_index) -> None:
+    rows = {r.method: r for r in evaluate_index(trained_index)}
+    assert set(rows) == {"semhash", "semhash-dense (cosine)", "tfidf-cosine (exact)", "lsh", "itq"}
+    assert rows["tfidf-cosine (exact)"].tie_aware > rows["lsh"].tie_aware
+    assert rows["itq"].tie_aware > 0.2
+
+
+def test_protocol_needs_labels_and_both_splits(newsgroups_sample) -> None:
+    with pytest.raises(ProtocolError, match="split 'train' and split 'test'"):
+        make_split(newsgroups_sample.split("train"))

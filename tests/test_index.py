@@ -1,0 +1,104 @@
+"""Every Hamming backend against brute force; faiss dense search against numpy."""
+
+import numpy as np
+import pytest
+
+from semhash.codes import hamming, pack
+from semhash.index import DenseIndex, HammingBuckets, LinearScan
+
+BITS = [8, 16, 32, 64, 128]
+
+
+def random_codes(n: int, n_bits: int, seed: int) -> np.ndarray:
+    return pack(np.random.default_rng(seed).random((n, n_bits)) < 0.5)
+
+
+def clustered_codes(n: int, n_bits: int, seed: int) -> np.ndarray:
+    """Codes near 10 centres: many exact duplicates and small distances, as trained codes are."""
+    rng = np.random.default_rng(seed)
+    centres = rng.random((10, n_bits)) < 0.5
+    noise = rng.random((n, n_bits)) < 0.03
+    return pack(centres[rng.integers(0, 10, n)] ^ noise)
+
+
+def brute_force(db: np.ndarray, queries: np.ndarray, k: int, radius: int | None = None):
+    """Oracle: full distance matrix, stable sort by (distance, position)."""
+    out = []
+    for row in hamming(queries, db):
+        order = np.lexsort((np.arange(len(row)), row))
+        if radius is not None:
+            order = order[row[order] <= radius]
+        out.append((row[order[:k]].tolist(), order[:k].tolist()))
+    return out
+
+
+def as_lists(hits):
+    return [
+        (d[p >= 0].tolist(), p[p >= 0].tolist())
+        for d, p in zip(hits.distances, hits.positions, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("n_bits", BITS)
+@pytest.mark.parametrize("make", [random_codes, clustered_codes])
+def test_buckets_and_scan_equal_brute_force(n_bits, make) -> None:
+    db = make(2000, n_bits, seed=1)
+    queries = np.concatenate([make(20, n_bits, seed=2), db[:20]])  # unseen and indexed queries
+    buckets, scan = HammingBuckets(n_bits), LinearScan(n_bits)
+    buckets.add(db[:1200])
+    buckets.add(db[1200:])  # adding in two steps changes nothing
+    scan.add(db)
+    for k in (1, 10, 100):
+        expected = brute_force(db, queries, k)
+        assert as_lists(buckets.search(queries, k)) == expected
+        assert as_lists(scan.search(queries, k)) == expected
+
+
+@pytest.mark.parametrize("n_bits", BITS)
+def test_radius_search_returns_everything_within_radius(n_bits) -> None:
+    db = clustered_codes(3000, n_bits, seed=3)
+    index = HammingBuckets(n_bits)
+    index.add(db)
+    queries = db[:10]
+    for radius in (0, 1, 2, 3):
+        assert as_lists(index.search(queries, 5000, radius)) == brute_force(db, queries, 5000, radius)
+
+
+def test_buckets_probe_when_cheaper_than_a_scan() -> None:
+    db = clustered_codes(200_000, 16, seed=4)
+    index = HammingBuckets(16)
+    index.add(db)
+    assert index.max_probe_radius() >= 2  # probing is used at 16 bits on a large index
+    assert as_lists(index.search(db[:5], 50)) == brute_force(db, db[:5], 50)
+
+
+def test_fewer_documents_than_k_pads_with_minus_one() -> None:
+    index = HammingBuckets(8)
+    index.add(random_codes(3, 8, seed=5))
+    hits = index.search(random_codes(1, 8, seed=6), k=5)
+    assert hits.positions[0, 3:].tolist() == [-1, -1] and hits.distances[0, 3:].tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_k_below_one_is_refused(bad) -> None:
+    index = LinearScan(8)
+    index.add(random_codes(3, 8, seed=5))
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        index.search(random_codes(1, 8, seed=6), k=bad)
+
+
+def test_codes_of_the_wrong_width_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"\(n, 2\) uint64"):
+        HammingBuckets(128).add(random_codes(3, 64, seed=0))
+
+
+def test_dense_index_matches_numpy_cosine() -> None:
+    rng = np.random.default_rng(7)
+    db, queries = rng.random((500, 32)).astype(np.float32), rng.random((8, 32)).astype(np.float32)
+    index = DenseIndex(32)
+    index.add(db)
+    hits = index.search(queries, k=10)
+    centred = lambda x: (x - 0.5) / np.linalg.norm(x - 0.5, axis=1, keepdims=True)  # noqa: E731
+    sims = centred(queries) @ centred(db).T
+    assert np.array_equal(hits.positions, np.argsort(-sims, axis=1, kind="stable")[:, :10])
+    assert np.allclose(hits.distances, np.sort(sims, axis=1)[:, ::-1][:, :10], atol=1e-5)
