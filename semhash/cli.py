@@ -66,7 +66,9 @@ def model_options(command: F) -> F:
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
         ),
-        click.option("--device", default="cpu", show_default=True, help="Torch device to train on."),
+        click.option(
+            "--device", default="cpu", show_default=True, help="Torch device to train on."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -83,7 +85,9 @@ def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) 
 
 @main.command()
 @click.argument("corpus")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Index folder.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Index folder."
+)
 @click.option("--bits", default=32, show_default=True, help="Code length, 1 to 128.")
 @model_options
 @click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
@@ -151,7 +155,9 @@ def query(
     else:
         results = loaded.search([str(text)], k=k, radius=radius, dense=dense)[0]
     if as_json:
-        click.echo(json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]}))
+        click.echo(
+            json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]})
+        )
     else:
         _print_results(results, "score" if dense else "dist")
 
@@ -216,9 +222,8 @@ def eval_(
     if k < 1:
         raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
     if (Path(target) / MANIFEST).exists():
-        read_manifest(Path(target), verify=False)
         rows = evaluate_index(SemanticIndex.load(target), k=k, baselines=not no_baselines)
-        source = {"index": target}
+        source: dict[str, Any] = {"index": target}
     else:
         bit_lengths = _parse_bits(bits)
         config = hasher_config(bit_lengths[0], vocab, epochs, seed, strip_newsgroup)
@@ -236,10 +241,14 @@ def _parse_bits(bits: str) -> list[int]:
     try:
         values = [int(b) for b in bits.split(",") if b.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected numbers like 16,32,64, got {bits!r}", param_hint="--bits") from None
+        raise click.BadParameter(
+            f"expected numbers like 16,32,64, got {bits!r}", param_hint="--bits"
+        ) from None
     for value in values:
         if not 1 <= value <= 128:
-            raise click.BadParameter(f"bit lengths must be 1 to 128, got {value}", param_hint="--bits")
+            raise click.BadParameter(
+                f"bit lengths must be 1 to 128, got {value}", param_hint="--bits"
+            )
     if not values:
         raise click.BadParameter("no bit length given", param_hint="--bits")
     return values
@@ -250,7 +259,9 @@ def format_table(rows: Sequence[Row], k: int) -> str:
     lines = [f"{'method':<24} {'bits':>4} {f'P@{k}':>7} {'tie-aware':>9} {'seconds':>8}"]
     for r in rows:
         bits = str(r.n_bits) if r.n_bits else "-"
-        lines.append(f"{r.method:<24} {bits:>4} {r.precision:>7.4f} {r.tie_aware:>9.4f} {r.seconds:>8.1f}")
+        lines.append(
+            f"{r.method:<24} {bits:>4} {r.precision:>7.4f} {r.tie_aware:>9.4f} {r.seconds:>8.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -266,21 +277,40 @@ def _write_json(path: Path, obj: Any) -> None:
 def info(index_dir: Path) -> None:
     """Describe an index: format, bits, vocabulary, documents, configuration."""
     manifest = read_manifest(index_dir, verify=False)
-    shown = {key: manifest[key] for key in ("format_version", "created", "n_bits", "vocab_size", "n_docs")}
+    shown = {
+        key: manifest[key]
+        for key in ("format_version", "created", "n_bits", "vocab_size", "n_docs")
+    }
     click.echo(json.dumps({**shown, "config": manifest["config"]}, indent=2))
 
 
 @main.command()
-@click.option("-o", "--output", default="semhash-demo", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", default="semhash-demo", show_default=True, type=click.Path(path_type=Path)
+)
 @click.option("--epochs", default=TrainConfig.epochs, show_default=True)
 @click.pass_context
 def demo(ctx: click.Context, output: Path, epochs: int) -> None:
     """Index the bundled 20 Newsgroups at 32 bits, run two queries, evaluate precision@100."""
     steps: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
-        ("index", index, {"corpus": "20newsgroups", "output": output, "bits": 32, "epochs": epochs, "force": True}),
+        (
+            "index",
+            index,
+            {
+                "corpus": "20newsgroups",
+                "output": output,
+                "bits": 32,
+                "epochs": epochs,
+                "force": True,
+            },
+        ),
         ("query", query, {"index_dir": output, "text": "nasa space shuttle launch orbit", "k": 5}),
         ("query --like", query, {"index_dir": output, "like": "test/rec.autos/103007", "k": 5}),
-        ("eval", eval_, {"target": str(output), "report": output.with_name(f"{output.name}-eval.json")}),
+        (
+            "eval",
+            eval_,
+            {"target": str(output), "report": output.with_name(f"{output.name}-eval.json")},
+        ),
     ]
     for title, command, kwargs in steps:
         click.secho(f"\n== semhash {title} ==", bold=True)

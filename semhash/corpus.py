@@ -165,7 +165,7 @@ def _read_folder(root: Path, labels_from_folders: bool) -> Corpus:
         if "\ufffd" in text and b"\xef\xbf\xbd" not in raw:
             logger.warning("%s: replaced bytes that were not UTF-8", p)
         texts.append(text)
-    labels = [
+    labels: list[tuple[str, ...]] = [
         (p.parent.name,) if labels_from_folders and p.parent != root else () for p in files
     ]
     return Corpus(ids, texts, labels, [""] * len(files))

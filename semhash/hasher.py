@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
@@ -106,7 +105,9 @@ class SemanticHasher:
             inputs = dense(self.vectorizer.weight(counts))
             out[start : start + _ENCODE_BLOCK] = model.encode(inputs).numpy()
         if n_empty:
-            logger.warning("%d documents have no word of the vocabulary: they share one code", n_empty)
+            logger.warning(
+                "%d documents have no word of the vocabulary: they share one code", n_empty
+            )
         return out
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:

@@ -58,7 +58,9 @@ def make_split(corpus: Corpus) -> Split:
         raise ProtocolError("evaluation needs documents with split 'train' and split 'test'")
     if not train.has_labels or not test.has_labels:
         raise ProtocolError("evaluation needs labelled documents (field 'labels')")
-    vocabulary = {label: i for i, label in enumerate(sorted({x for ls in corpus.labels for x in ls}))}
+    vocabulary = {
+        label: i for i, label in enumerate(sorted({x for ls in corpus.labels for x in ls}))
+    }
     return Split(
         train, test, label_matrix(train.labels, vocabulary), label_matrix(test.labels, vocabulary)
     )
@@ -98,9 +100,7 @@ def evaluate_corpus(
         hasher.fit(split.train.texts, progress=progress, device=device)
         db, queries = hasher.activations(split.train.texts), hasher.activations(split.test.texts)
         seconds = time.perf_counter() - start
-        row = _hamming_row(
-            "semhash", n_bits, pack(binarize(queries)), pack(binarize(db)), split, k
-        )
+        row = _hamming_row("semhash", n_bits, pack(binarize(queries)), pack(binarize(db)), split, k)
         rows.append(replace(row, seconds=seconds))
         if on_row:
             on_row(rows[-1])

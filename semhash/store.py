@@ -41,7 +41,7 @@ class IndexFormatError(ValueError):
 def write_index(
     path: Path,
     manifest: dict[str, Any],
-    writers: dict[str, Callable[[Path], None]],
+    writers: dict[str, Callable[[Path], object]],
     overwrite: bool = False,
 ) -> None:
     """Write each file with its writer into a fresh folder, checksum them, swap it into place."""
@@ -71,9 +71,13 @@ def check_target(path: Path, overwrite: bool) -> None:
         raise IndexFormatError(f"{path}: is a file, expected a folder for the index")
     if path.is_dir() and any(path.iterdir()):
         if not (path / MANIFEST).exists():
-            raise IndexFormatError(f"{path}: folder exists and is not a semhash index; not touching it")
+            raise IndexFormatError(
+                f"{path}: folder exists and is not a semhash index; not touching it"
+            )
         if not overwrite:
-            raise IndexFormatError(f"{path}: an index already exists there (use --force / overwrite=True to replace it)")
+            raise IndexFormatError(
+                f"{path}: an index already exists there (--force / overwrite=True replaces it)"
+            )
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:
@@ -116,7 +120,7 @@ def read_manifest(path: Path, verify: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def save_array(array: np.ndarray) -> Callable[[Path], None]:
+def save_array(array: np.ndarray) -> Callable[[Path], object]:
     return lambda file: np.save(file, array, allow_pickle=False)
 
 
@@ -127,7 +131,7 @@ def load_array(file: Path, mmap: bool = True) -> np.ndarray:
         raise IndexFormatError(f"{file}: not a readable array ({err})") from None
 
 
-def save_json(obj: Any) -> Callable[[Path], None]:
+def save_json(obj: Any) -> Callable[[Path], object]:
     return lambda file: file.write_text(json.dumps(obj))
 
 
@@ -138,7 +142,7 @@ def load_json(file: Path) -> Any:
         raise IndexFormatError(f"{file}: not readable JSON ({err})") from None
 
 
-def save_tensors(tensors: dict[str, np.ndarray]) -> Callable[[Path], None]:
+def save_tensors(tensors: dict[str, np.ndarray]) -> Callable[[Path], object]:
     return lambda file: save_file(tensors, str(file))
 
 
@@ -149,7 +153,7 @@ def load_tensors(file: Path) -> dict[str, np.ndarray]:
         raise IndexFormatError(f"{file}: not a readable safetensors file ({err})") from None
 
 
-def save_jsonl_gz(rows: Iterable[dict[str, Any]]) -> Callable[[Path], None]:
+def save_jsonl_gz(rows: Iterable[dict[str, Any]]) -> Callable[[Path], object]:
     def write(file: Path) -> None:
         with gzip.open(file, "wt", encoding="utf-8", compresslevel=6) as handle:
             for row in rows:

@@ -23,7 +23,7 @@ _QUOTE_LINE = re.compile(r"(writes:|wrote:|says:|said:|^In article|^Quoted from|
 
 
 def strip_newsgroup_boilerplate(text: str) -> str:
-    """Drop a Usenet post's headers, signature and quoted replies.
+    r"""Drop a Usenet post's headers, signature and quoted replies.
 
     Headers are everything before the first blank line, the signature starts at
     the last line made only of dashes, quoted lines match the usual reply markers.

@@ -24,7 +24,9 @@ def newsgroups_sample(newsgroups: Corpus) -> Corpus:
     rng = np.random.default_rng(0)
     train = [i for i, s in enumerate(newsgroups.splits) if s == "train"]
     test = [i for i, s in enumerate(newsgroups.splits) if s == "test"]
-    picked = list(rng.choice(train, 2000, replace=False)) + list(rng.choice(test, 300, replace=False))
+    picked = list(rng.choice(train, 2000, replace=False)) + list(
+        rng.choice(test, 300, replace=False)
+    )
     return newsgroups.subset([int(i) for i in picked])
 
 
@@ -54,6 +56,8 @@ def write_jsonl(path: Path, corpus: Corpus) -> Path:
         for i, text, labels, split in zip(
             corpus.ids, corpus.texts, corpus.labels, corpus.splits, strict=True
         ):
-            handle.write(json.dumps({"id": i, "text": text, "labels": list(labels), "split": split}))
+            handle.write(
+                json.dumps({"id": i, "text": text, "labels": list(labels), "split": split})
+            )
             handle.write("\n")
     return path

@@ -47,13 +47,17 @@ def test_query_json_like_and_dense(cli_index, corpus_file) -> None:
     assert [r["rank"] for r in payload["results"]] == [1, 2, 3, 4]
     distances = [r["score"] for r in payload["results"]]
     assert distances == sorted(distances)
-    dense = json.loads(run("query", str(cli_index), "graphics card", "--dense", "--json", "-k", "3").output)
+    dense = json.loads(
+        run("query", str(cli_index), "graphics card", "--dense", "--json", "-k", "3").output
+    )
     scores = [r["score"] for r in dense["results"]]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
 
 
 def test_query_radius_limits_distance(cli_index) -> None:
-    payload = json.loads(run("query", str(cli_index), "hockey game", "--radius", "1", "-k", "500", "--json").output)
+    payload = json.loads(
+        run("query", str(cli_index), "hockey game", "--radius", "1", "-k", "500", "--json").output
+    )
     assert all(r["score"] <= 1 for r in payload["results"])
 
 
@@ -70,11 +74,16 @@ def test_eval_index_prints_table_and_writes_report(cli_index, tmp_path) -> None:
 
 def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
     report = tmp_path / "r.json"
-    result = run("-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--report", str(report))
+    result = run(
+        "-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--report", str(report)
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(report.read_text())["rows"]
     assert [(r["method"], r["n_bits"]) for r in rows if r["method"] in ("semhash", "itq")] == [
-        ("semhash", 8), ("semhash", 16), ("itq", 8), ("itq", 16)
+        ("semhash", 8),
+        ("semhash", 16),
+        ("itq", 8),
+        ("itq", 16),
     ]
 
 
@@ -104,11 +113,18 @@ def test_info(cli_index) -> None:
         (["eval", "{corpus}", "--bits", "8,x"], "expected numbers like 16,32,64"),
     ],
 )
-def test_bad_input_is_one_line_and_nonzero_exit(cli_index, corpus_file, tmp_path, args, message) -> None:
+def test_bad_input_is_one_line_and_nonzero_exit(
+    cli_index, corpus_file, tmp_path, args, message
+) -> None:
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "text": "ok"}\n{oops\n')
     (tmp_path / "empty.jsonl").write_text("\n")
-    paths = {"idx": cli_index, "tmp": tmp_path, "corpus": corpus_file,
-             "bad": tmp_path / "bad.jsonl", "empty": tmp_path / "empty.jsonl"}
+    paths = {
+        "idx": cli_index,
+        "tmp": tmp_path,
+        "corpus": corpus_file,
+        "bad": tmp_path / "bad.jsonl",
+        "empty": tmp_path / "empty.jsonl",
+    }
     result = run(*[a.format(**paths) for a in args])
     assert result.exit_code != 0
     assert message in result.output

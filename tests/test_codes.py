@@ -32,7 +32,9 @@ def test_hamming_matches_counting_differing_bits(n_bits: int) -> None:
     assert np.array_equal(hamming(pack(a), pack(b)), expected)
 
 
-@pytest.mark.parametrize(("n_bits", "radius"), [(8, 0), (8, 1), (8, 3), (16, 2), (64, 2), (128, 2), (5, 5)])
+@pytest.mark.parametrize(
+    ("n_bits", "radius"), [(8, 0), (8, 1), (8, 3), (16, 2), (64, 2), (128, 2), (5, 5)]
+)
 def test_flip_masks_enumerate_each_code_at_radius_once(n_bits: int, radius: int) -> None:
     masks = flip_masks(n_bits, radius)
     assert len(masks) == math.comb(n_bits, radius)

@@ -23,7 +23,9 @@ def test_jsonl_fields_optional_and_extra_fields_ignored(tmp_path) -> None:
     path = write(
         tmp_path / "c.jsonl",
         [
-            json.dumps({"id": "a", "text": "hello world", "labels": ["x"], "split": "train", "extra": 1}),
+            json.dumps(
+                {"id": "a", "text": "hello world", "labels": ["x"], "split": "train", "extra": 1}
+            ),
             json.dumps({"text": "no id here", "label": "y"}),
             "",
         ],

@@ -13,7 +13,9 @@ def test_tie_aware_precision_is_the_expectation_over_tied_orders() -> None:
     # k=3: the first is sure (relevant); 2 of the 4 tied at distance 1 are taken, 1 in 4 relevant.
     _, tie_aware = precision_at_k(distances, relevant, 3, np.random.default_rng(0))
     assert tie_aware[0] == pytest.approx((1 + 2 * 0.25) / 3)
-    draws = [precision_at_k(distances, relevant, 3, np.random.default_rng(s))[0][0] for s in range(2000)]
+    draws = [
+        precision_at_k(distances, relevant, 3, np.random.default_rng(s))[0][0] for s in range(2000)
+    ]
     assert np.mean(draws) == pytest.approx(tie_aware[0], abs=0.02)
 
 

@@ -61,7 +61,9 @@ def test_radius_search_returns_everything_within_radius(n_bits) -> None:
     index.add(db)
     queries = db[:10]
     for radius in (0, 1, 2, 3):
-        assert as_lists(index.search(queries, 5000, radius)) == brute_force(db, queries, 5000, radius)
+        assert as_lists(index.search(queries, 5000, radius)) == brute_force(
+            db, queries, 5000, radius
+        )
 
 
 def test_buckets_probe_when_cheaper_than_a_scan() -> None:

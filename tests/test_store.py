@@ -7,18 +7,27 @@ from semhash import IndexFormatError, SemanticIndex
 
 
 def results(index):
-    return [[(r.id, r.score) for r in rs] for rs in index.search(["space shuttle orbit", "windows driver"], k=20)]
+    return [
+        [(r.id, r.score) for r in rs]
+        for rs in index.search(["space shuttle orbit", "windows driver"], k=20)
+    ]
 
 
 def test_round_trip_gives_identical_search_results(trained_index, saved_index) -> None:
     loaded = SemanticIndex.load(saved_index)
     assert np.array_equal(loaded.codes, trained_index.codes)
     assert results(loaded) == results(trained_index)
-    assert loaded.similar(trained_index.ids[0], k=5) == trained_index.similar(trained_index.ids[0], k=5)
+    assert loaded.similar(trained_index.ids[0], k=5) == trained_index.similar(
+        trained_index.ids[0], k=5
+    )
     manifest = json.loads((saved_index / "manifest.json").read_text())
     assert manifest["n_docs"] == len(trained_index) and manifest["n_bits"] == 32
     assert set(manifest["files"]) == {
-        "model.safetensors", "vocab.json", "codes.npy", "activations.npy", "docs.jsonl.gz"
+        "model.safetensors",
+        "vocab.json",
+        "codes.npy",
+        "activations.npy",
+        "docs.jsonl.gz",
     }
 
 
@@ -58,7 +67,9 @@ def test_missing_folder_file_instead_of_folder(tmp_path) -> None:
         SemanticIndex.load(tmp_path)
 
 
-def test_save_never_overwrites_unasked_and_leaves_no_temporary_folders(trained_index, tmp_path) -> None:
+def test_save_never_overwrites_unasked_and_leaves_no_temporary_folders(
+    trained_index, tmp_path
+) -> None:
     target = tmp_path / "idx"
     trained_index.save(target)
     before = (target / "codes.npy").read_bytes()

@@ -68,7 +68,9 @@ class HammingBuckets:
         """The largest radius whose probing is expected to cost less than one scan."""
         scan_cost = len(self) * self.codes.shape[1] * SCAN_SECONDS_PER_WORD
         radius = -1
-        while radius < self.n_bits and n_probes(self.n_bits, radius + 1) * PROBE_SECONDS < scan_cost:
+        while (
+            radius < self.n_bits and n_probes(self.n_bits, radius + 1) * PROBE_SECONDS < scan_cost
+        ):
             radius += 1
         return radius
 
@@ -92,8 +94,10 @@ class HammingBuckets:
         return pad_hits(rows, k)
 
     def _probe(self, query: np.ndarray, k: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, positions) of all documents within the first radius <= ``limit`` that
-        holds ``k`` of them (or within ``limit``)."""
+        """(distances, positions) of everything within the first radius holding ``k`` documents.
+
+        Probing stops at ``limit``, with whatever it found by then.
+        """
         distances, positions = [], []
         count = 0
         for r in range(limit + 1):

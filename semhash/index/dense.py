@@ -40,7 +40,9 @@ class DenseIndex:
         """Top ``k`` by cosine: distances are similarities (higher is closer), NaN padding."""
         check_k(k)
         self._check(activations)
-        scores, positions = self._index.search(centred_unit_rows(activations), min(k, max(1, len(self))))
+        scores, positions = self._index.search(
+            centred_unit_rows(activations), min(k, max(1, len(self)))
+        )
         out_p = np.full((len(activations), k), -1, dtype=np.int64)
         out_s = np.full((len(activations), k), np.nan, dtype=np.float32)
         out_p[:, : positions.shape[1]] = positions

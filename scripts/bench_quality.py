@@ -1,0 +1,256 @@
+"""Retrieval quality benchmark: semhash's default model, its variants and baselines.
+
+The text-hashing literature's protocol on ../shared/corpora: the official test
+split is halved at random (seed 0) into a validation half (used only to choose
+hyperparameters) and a test half (the queries reported here); the train split
+is the database; a hit shares a label; precision@100 by Hamming distance, ties
+both at random and tie-aware.  Each model cell is the mean ± std over seeds.
+
+    python scripts/bench_quality.py                       # everything, CPU, slow
+    python scripts/bench_quality.py --device cuda --jobs 16
+    python scripts/bench_quality.py --quick               # a few minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from semhash import Corpus, HasherConfig, SemanticHasher, TrainConfig, VectorizerConfig, load_corpus
+from semhash.codes import binarize, pack
+from semhash.evaluation import hamming_precision
+from semhash.protocol import Split, baseline_rows, make_split
+from semhash.text import Vectorizer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    file: str
+    strip: bool
+
+
+SETTINGS = [
+    Setting("20NG headers kept", "20newsgroups.jsonl.gz", False),
+    Setting("20NG stripped", "20newsgroups.jsonl.gz", True),
+    Setting("Reuters 90 topics", "reuters21578.jsonl.gz", False),
+]
+# Fixed rows (precision@100) from issue 6: AMMI's own code on our files, and as published.
+REFERENCE = {
+    ("20NG headers kept", "AMMI code on our files"): {32: 0.534, 64: 0.585},
+    ("20NG headers kept", "AMMI as published"): {16: 0.5518, 32: 0.5956, 64: 0.6398, 128: 0.6618},
+    ("20NG stripped", "AMMI code on our files"): {64: 0.463},
+    ("Reuters 90 topics", "AMMI code on our files"): {32: 0.747},
+    ("Reuters 90 topics", "AMMI as published (other label set)"): {32: 0.8446, 64: 0.8506},
+}
+VARIANTS = {
+    "semhash (default)": {},
+    "  own words only (no neighbours)": {"n_neighbors": 0},
+    "  deep decoder": {"deep_decoder": True},
+    "  no code scale": {"code_scale": 0.0},
+    "  no input dropout": {"dropout": 0.0},
+}
+
+
+def prepare(setting: Setting, corpora: Path, length_filter: bool) -> tuple[Split, Split]:
+    """(validation split, test split): the test split halved at random, train as database."""
+    corpus = load_corpus(corpora / setting.file)
+    if length_filter:
+        corpus = drop_by_length(corpus, setting.strip)
+    test = [i for i, s in enumerate(corpus.splits) if s == "test"]
+    perm = np.random.default_rng(0).permutation(len(test))
+    halves = [{test[i] for i in perm[: len(test) // 2]}, {test[i] for i in perm[len(test) // 2 :]}]
+
+    def queries_from(half: set[int]) -> Split:
+        return make_split(
+            corpus.subset([i for i, s in enumerate(corpus.splits) if s == "train" or i in half])
+        )
+
+    return queries_from(halves[0]), queries_from(halves[1])
+
+
+def drop_by_length(corpus: Corpus, strip: bool) -> Corpus:
+    """The literature's filter: drop documents with <= 5 or > 500 in-vocabulary tokens."""
+    vectorizer = Vectorizer(VectorizerConfig(strip_newsgroup=strip)).fit(
+        corpus.split("train").texts
+    )
+    lengths = np.asarray(vectorizer.counts(corpus.texts).sum(axis=1)).ravel()
+    return corpus.subset([i for i, n in enumerate(lengths) if 5 < n <= 500])
+
+
+_CACHE: dict[tuple[str, bool], tuple[Split, Split]] = {}
+
+
+def train_one(task: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(task["threads"])
+    setting = Setting(**task["setting"])
+    key = (setting.name, task["length_filter"])
+    if key not in _CACHE:
+        _CACHE[key] = prepare(setting, Path(task["corpora"]), task["length_filter"])
+    val, test = _CACHE[key]
+    base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
+    train = replace(TrainConfig(), seed=task["seed"], **task["train"])
+    config = replace(base, n_bits=task["bits"], train=train, **task["variant_kw"])
+    start = time.perf_counter()
+    hasher = SemanticHasher(config).fit(test.train.texts, progress=False, device=task["device"])
+    seconds = time.perf_counter() - start
+    db = hasher.activations(test.train.texts)
+    bit_means = (db > 0.5).mean(axis=0)
+    result = {k: task[k] for k in ("setting_name", "variant", "bits", "seed")}
+    for name, split in (("val", val), ("test", test)):
+        queries = pack(binarize(hasher.activations(split.test.texts)))
+        p = hamming_precision(queries, pack(binarize(db)), split.test_labels, split.train_labels)
+        result[name] = p.tie_aware
+        result[f"{name}_random"] = p.random
+    result["constant_bits"] = float(np.mean((bit_means < 0.01) | (bit_means > 0.99)))
+    result["seconds"] = seconds
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    corpora = Path(args.corpora)
+    settings = [s for s in SETTINGS if (corpora / s.file).exists()]
+    for s in SETTINGS:
+        if s not in settings:
+            print(f"skipping {s.name}: {corpora / s.file} not found", file=sys.stderr)
+    if not settings:
+        sys.exit(f"no corpora under {corpora}; nothing to measure")
+    tasks = make_tasks(args, settings)
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        results = pool.map(train_one, tasks, chunksize=1)
+    baselines = {s.name: run_baselines(s, corpora, args.bits, args.length_filter) for s in settings}
+    report = {"args": vars(args), "models": results, "baselines": baselines}
+    Path(args.report).write_text(json.dumps(report, indent=2))
+    print(format_markdown(results, baselines, settings, args.bits))
+
+
+def make_tasks(args: argparse.Namespace, settings: list[Setting]) -> list[dict]:
+    train = {"epochs": 3, "noise_warmup": 2} if args.quick else {}
+    variants = VARIANTS if args.variants else {"semhash (default)": {}}
+    tasks = []
+    for setting in settings:
+        for variant, kw in variants.items():
+            default = variant == "semhash (default)"
+            for bits in args.bits if default else [b for b in args.bits if b in (32, 64)]:
+                if not default and setting is not settings[0]:
+                    continue  # variants: first setting only, 32 and 64 bits
+                for seed in range(args.seeds if default else 1):
+                    tasks.append(
+                        {
+                            "setting": vars(setting),
+                            "setting_name": setting.name,
+                            "variant": variant,
+                            "variant_kw": kw,
+                            "bits": bits,
+                            "seed": seed,
+                            "train": train,
+                            "device": args.device,
+                            "threads": args.threads,
+                            "corpora": str(args.corpora),
+                            "length_filter": args.length_filter,
+                        }
+                    )
+    return tasks
+
+
+def run_baselines(
+    setting: Setting, corpora: Path, bits: list[int], length_filter: bool
+) -> list[dict]:
+    _, test = prepare(setting, corpora, length_filter)
+    vectorizer = Vectorizer(VectorizerConfig(strip_newsgroup=setting.strip)).fit(test.train.texts)
+    return [row.to_dict() for row in baseline_rows(vectorizer, test, bits, k=100)]
+
+
+def format_markdown(
+    results: list[dict], baselines: dict, settings: list[Setting], bits: list[int]
+) -> str:
+    cells: dict[tuple[str, str], dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        cells[(r["setting_name"], r["variant"])][r["bits"]].append(r)
+    head = (
+        "| setting | method | " + " | ".join(f"{b} bits" for b in bits) + " | train s (32 bits) |"
+    )
+    lines = [head, "|" + "---|" * (len(bits) + 3)]
+    for setting in settings:
+        for (name, variant), by_bits in cells.items():
+            if name == setting.name:
+                lines.append(model_line(name, variant, by_bits, bits))
+        for row in baselines[setting.name]:
+            if row["n_bits"] == 0:
+                values = " | ".join(f"{row['tie_aware']:.3f}" for _ in bits)
+                lines.append(f"| {setting.name} | {row['method']} | {values} | |")
+        for method in ("itq", "lsh"):
+            by = {
+                r["n_bits"]: r["tie_aware"]
+                for r in baselines[setting.name]
+                if r["method"] == method
+            }
+            lines.append(
+                f"| {setting.name} | {method} | "
+                + " | ".join(f"{by[b]:.3f}" for b in bits)
+                + " | |"
+            )
+        for (name, method), values in REFERENCE.items():
+            if name == setting.name:
+                cols = " | ".join(f"{values[b]:.4f}" if b in values else "–" for b in bits)
+                lines.append(f"| {name} | {method} (fixed) | {cols} | |")
+    return "\n".join(lines)
+
+
+def model_line(name: str, variant: str, by_bits: dict[int, list[dict]], bits: list[int]) -> str:
+    cols = []
+    for b in bits:
+        runs = by_bits.get(b, [])
+        if not runs:
+            cols.append("–")
+            continue
+        test = np.array([r["test"] for r in runs])
+        rnd = np.mean([r["test_random"] for r in runs])
+        spread = f" ± {test.std():.3f}" if len(runs) > 1 else ""
+        cols.append(f"{test.mean():.3f}{spread} (rand {rnd:.3f})")
+    secs = np.mean([r["seconds"] for r in by_bits.get(32, [])]) if by_bits.get(32) else float("nan")
+    return f"| {name} | {variant} | " + " | ".join(cols) + f" | {secs:.0f} |"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpora", default=str(SHARED))
+    parser.add_argument(
+        "--bits", type=lambda s: [int(b) for b in s.split(",")], default=[16, 32, 64, 128]
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="training processes in parallel")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--no-variants", dest="variants", action="store_false")
+    parser.add_argument(
+        "--length-filter", action="store_true", help="drop docs with <=5 or >500 tokens"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 epochs, 1 seed, 32 bits, no variants"
+    )
+    parser.add_argument("--report", default="bench_quality.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.bits, args.variants = 1, [32], False
+    return args
+
+
+if __name__ == "__main__":
+    main()
