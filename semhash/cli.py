@@ -221,18 +221,28 @@ def eval_(
     """
     if k < 1:
         raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
-    if (Path(target) / MANIFEST).exists():
+    is_index = (Path(target) / MANIFEST).exists()
+    bit_lengths = [] if is_index else _parse_bits(bits)
+    click.echo(table_header(k))
+    if is_index:
         rows = evaluate_index(SemanticIndex.load(target), k=k, baselines=not no_baselines)
+        for row in rows:
+            click.echo(table_line(row))
         source: dict[str, Any] = {"index": target}
     else:
-        bit_lengths = _parse_bits(bits)
         config = hasher_config(bit_lengths[0], vocab, epochs, seed, strip_newsgroup)
         corpus = load_corpus(target)
         rows = evaluate_corpus(
-            corpus, bit_lengths, config, k, not no_baselines, obj["progress"], device
+            corpus,
+            bit_lengths,
+            config,
+            k,
+            not no_baselines,
+            obj["progress"],
+            device,
+            on_row=lambda row: click.echo(table_line(row)),  # each row as soon as it is measured
         )
         source = {"corpus": target, "config": config.to_dict()}
-    click.echo(format_table(rows, k))
     _write_json(report, {**source, "k": k, "rows": [r.to_dict() for r in rows]})
     click.echo(f"report written to {report}")
 
@@ -254,15 +264,15 @@ def _parse_bits(bits: str) -> list[int]:
     return values
 
 
-def format_table(rows: Sequence[Row], k: int) -> str:
-    """A plain-text table of precision@k rows."""
-    lines = [f"{'method':<24} {'bits':>4} {f'P@{k}':>7} {'tie-aware':>9} {'seconds':>8}"]
-    for r in rows:
-        bits = str(r.n_bits) if r.n_bits else "-"
-        lines.append(
-            f"{r.method:<24} {bits:>4} {r.precision:>7.4f} {r.tie_aware:>9.4f} {r.seconds:>8.1f}"
-        )
-    return "\n".join(lines)
+def table_header(k: int) -> str:
+    return f"{'method':<24} {'bits':>4} {f'P@{k}':>7} {'tie-aware':>9} {'seconds':>8}"
+
+
+def table_line(row: Row) -> str:
+    """One row of the precision table; seconds are training time for semhash rows."""
+    bits = str(row.n_bits) if row.n_bits else "-"
+    scores = f"{row.precision:>7.4f} {row.tie_aware:>9.4f}"
+    return f"{row.method:<24} {bits:>4} {scores} {row.seconds:>8.1f}"
 
 
 def _write_json(path: Path, obj: Any) -> None:
