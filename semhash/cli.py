@@ -132,6 +132,12 @@ def index(
 @click.option("-k", default=10, show_default=True, help="Number of results.")
 @click.option("--radius", type=int, help="Only results within this Hamming distance.")
 @click.option("--dense", is_flag=True, help="Rank by cosine of the real-valued codes (faiss).")
+@click.option(
+    "--rerank",
+    default=0,
+    show_default=True,
+    help="Take this many Hamming neighbours, then order them by dense cosine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
 def query(
@@ -141,6 +147,7 @@ def query(
     k: int,
     radius: int | None,
     dense: bool,
+    rerank: int,
     as_json: bool,
 ) -> None:
     """Search INDEX_DIR for documents like TEXT (or like an indexed document).
@@ -151,15 +158,15 @@ def query(
         raise click.UsageError("give either TEXT or --like DOC_ID")
     loaded = SemanticIndex.load(index_dir)
     if like is not None:
-        results = loaded.similar(like, k=k, radius=radius, dense=dense)
+        results = loaded.similar(like, k=k, radius=radius, dense=dense, rerank=rerank)
     else:
-        results = loaded.search([str(text)], k=k, radius=radius, dense=dense)[0]
+        results = loaded.search([str(text)], k=k, radius=radius, dense=dense, rerank=rerank)[0]
     if as_json:
         click.echo(
             json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]})
         )
     else:
-        _print_results(results, "score" if dense else "dist")
+        _print_results(results, "score" if dense or rerank else "dist")
 
 
 def _result_dict(result: Result) -> dict[str, Any]:

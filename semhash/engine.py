@@ -16,7 +16,7 @@ from semhash.corpus import Corpus
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
-from semhash.index.dense import DenseIndex
+from semhash.index.dense import DenseIndex, centred_unit_rows
 from semhash.text import Vectorizer
 
 logger = logging.getLogger(__name__)
@@ -113,20 +113,32 @@ class SemanticIndex:
         k: int = 10,
         radius: int | None = None,
         dense: bool = False,
+        rerank: int = 0,
     ) -> list[list[Result]]:
-        """Nearest documents to each text: by Hamming distance, or by cosine when ``dense``."""
+        """Nearest documents to each text.
+
+        By Hamming distance (within ``radius`` when given); by cosine of the real-valued
+        codes when ``dense``; or, with ``rerank`` = N > 0, the N nearest by Hamming
+        distance re-ordered by cosine (scores are then cosines).
+        """
         counts = self.hasher.vectorizer.counts(texts)
         for i, n_words in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
             if n_words == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        return self._search(self.hasher.activations(texts), k, radius, dense)
+        return self._search(self.hasher.activations(texts), k, radius, dense, rerank)
 
     def similar(
-        self, doc_id: str, k: int = 10, radius: int | None = None, dense: bool = False
+        self,
+        doc_id: str,
+        k: int = 10,
+        radius: int | None = None,
+        dense: bool = False,
+        rerank: int = 0,
     ) -> list[Result]:
-        """Documents most like the indexed document ``doc_id`` (itself excluded)."""
+        """Documents most like the indexed document ``doc_id`` (itself excluded); see search."""
         position = self.position(doc_id)
-        results = self._search(self.activations[position : position + 1], k + 1, radius, dense)[0]
+        query = self.activations[position : position + 1]
+        results = self._search(query, k + 1, radius, dense, rerank and rerank + 1)[0]
         others = [r for r in results if r.id != doc_id][:k]
         return [Result(i + 1, r.id, r.score, r.labels, r.snippet) for i, r in enumerate(others)]
 
@@ -136,17 +148,33 @@ class SemanticIndex:
         return self._positions[doc_id]
 
     def _search(
-        self, activations: np.ndarray, k: int, radius: int | None, dense: bool
+        self, activations: np.ndarray, k: int, radius: int | None, dense: bool, rerank: int
     ) -> list[list[Result]]:
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         if radius is not None and not 0 <= radius <= self.n_bits:
             raise QueryError(f"radius must be between 0 and {self.n_bits}, got {radius}")
+        if rerank < 0:
+            raise QueryError(f"rerank must be non-negative, got {rerank}")
+        if dense and (radius is not None or rerank):
+            raise QueryError("dense search takes neither a radius nor a rerank depth")
         if dense:
-            hits = self.dense.search(activations, k)
-        else:
-            hits = self.buckets.search(pack(binarize(activations)), k, radius)
-        return self._results(hits)
+            return self._results(self.dense.search(activations, k))
+        hits = self.buckets.search(pack(binarize(activations)), max(k, rerank), radius)
+        return self._results(self._rerank(activations, hits, k) if rerank else hits)
+
+    def _rerank(self, activations: np.ndarray, hits: Hits, k: int) -> Hits:
+        """Re-order each query's Hamming candidates by cosine of the real-valued codes."""
+        positions = np.full((len(hits.positions), k), -1, dtype=np.int64)
+        scores = np.full((len(hits.positions), k), np.nan, dtype=np.float32)
+        queries = centred_unit_rows(activations)
+        for i, candidates in enumerate(hits.positions):
+            candidates = candidates[candidates >= 0]
+            cosines = centred_unit_rows(self.activations[candidates]) @ queries[i]
+            best = np.argsort(-cosines, kind="stable")[:k]
+            positions[i, : len(best)] = candidates[best]
+            scores[i, : len(best)] = cosines[best]
+        return Hits(positions, scores)
 
     def _results(self, hits: Hits) -> list[list[Result]]:
         out = []
