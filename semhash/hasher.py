@@ -87,7 +87,7 @@ class SemanticHasher:
         counts = self.vectorizer.counts(texts, progress=progress)
         inputs = self.vectorizer.weight(counts)
         logger.info("finding %d TF-IDF neighbours per document", cfg.n_neighbors)
-        targets = neighbourhood_targets(counts, inputs, cfg.n_neighbors, cfg.self_weight)
+        targets = neighbourhood_targets(counts, inputs, cfg.n_neighbors, cfg.self_weight, progress)
         torch.manual_seed(cfg.train.seed)  # the initial weights, too, come from the seed
         self.model = SemanticHashingAutoencoder(self._model_config())
         self.history = fit(self.model, inputs, targets, cfg.train, progress, device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 
 def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -18,7 +19,9 @@ def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / sums) @ counts, dtype=np.float32)
 
 
-def nearest_neighbours(tfidf: sp.csr_matrix, k: int, block: int = 2048) -> np.ndarray:
+def nearest_neighbours(
+    tfidf: sp.csr_matrix, k: int, block: int = 2048, progress: bool = False
+) -> np.ndarray:
     """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``: ``(n, k)`` int64.
 
     Exact, in blocks of ``block`` rows so memory stays ``block * n`` floats.
@@ -29,7 +32,8 @@ def nearest_neighbours(tfidf: sp.csr_matrix, k: int, block: int = 2048) -> np.nd
         return np.zeros((n, 0), dtype=np.int64)
     transposed = tfidf.T.tocsc()
     result = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, block):
+    starts = range(0, n, block)
+    for start in tqdm(starts, desc="neighbours", unit="block", disable=not progress):
         stop = min(n, start + block)
         sims = (tfidf[start:stop] @ transposed).toarray()
         sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
@@ -40,7 +44,11 @@ def nearest_neighbours(tfidf: sp.csr_matrix, k: int, block: int = 2048) -> np.nd
 
 
 def neighbourhood_targets(
-    counts: sp.csr_matrix, tfidf: sp.csr_matrix, k: int, self_weight: float
+    counts: sp.csr_matrix,
+    tfidf: sp.csr_matrix,
+    k: int,
+    self_weight: float,
+    progress: bool = False,
 ) -> sp.csr_matrix:
     """``self_weight`` x own word distribution + the rest spread over ``k`` neighbours'.
 
@@ -49,7 +57,7 @@ def neighbourhood_targets(
     own = word_distributions(counts)
     if k == 0:
         return own
-    neighbours = nearest_neighbours(tfidf, k)
+    neighbours = nearest_neighbours(tfidf, k, progress=progress)
     n = counts.shape[0]
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     mixing = sp.csr_matrix(
