@@ -7,6 +7,7 @@ whose message names the file and, where there is one, the line.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import logging
@@ -64,7 +65,7 @@ def bundled_corpora() -> list[str]:
 
 
 def load_corpus(source: str | Path, labels_from_folders: bool = False) -> Corpus:
-    """Read a bundled corpus by name, a ``.jsonl``/``.jsonl.gz`` file or a folder of ``.txt``.
+    """Read a bundled corpus by name, a ``.jsonl``/``.csv`` file (maybe gzipped) or a folder.
 
     >>> load_corpus("20newsgroups").ids[0]
     'train/alt.atheism/49960'
@@ -81,8 +82,10 @@ def load_corpus(source: str | Path, labels_from_folders: bool = False) -> Corpus
         corpus = _read_folder(path, labels_from_folders)
     elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".ndjson")):
         corpus = _read_jsonl(path)
+    elif path.name.endswith((".csv", ".csv.gz")):
+        corpus = _read_csv(path)
     else:
-        raise CorpusError(f"{path}: unknown corpus format (expected .jsonl, .jsonl.gz or a folder)")
+        raise CorpusError(f"{path}: unknown corpus format (expected .jsonl, .csv or a folder)")
     if not corpus.ids:
         raise CorpusError(f"{path}: the corpus is empty")
     _check_unique(corpus.ids, path)
@@ -105,6 +108,27 @@ def _read_jsonl(path: Path) -> Corpus:
         texts.append(_field_text(row, where))
         labels.append(_field_labels(row, where))
         splits.append(_field_split(row, where))
+    return Corpus(ids, texts, labels, splits)
+
+
+def _read_csv(path: Path) -> Corpus:
+    """A header row naming ``text`` (and optionally ``id``, ``labels``, ``split``).
+
+    Several labels in one cell are separated by ``;``.
+    """
+    reader = csv.DictReader(line for _, line in _lines(path))
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise CorpusError(f"{path}, line 1: the header has no 'text' column")
+    ids, texts, labels, splits = [], [], [], []
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if row["text"] is None:
+            raise CorpusError(f"{where}: fewer cells than the header names")
+        ids.append(row.get("id") or str(reader.line_num))
+        texts.append(row["text"])
+        cell = row.get("labels") or ""
+        labels.append(tuple(label.strip() for label in cell.split(";") if label.strip()))
+        splits.append(_field_split({"split": row.get("split") or ""}, where))
     return Corpus(ids, texts, labels, splits)
 
 

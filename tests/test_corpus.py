@@ -69,7 +69,7 @@ def test_empty_corpus_missing_file_and_duplicates(tmp_path) -> None:
     with pytest.raises(CorpusError, match="duplicate document id 'a'"):
         load_corpus(write(tmp_path / "dup.jsonl", dup))
     with pytest.raises(CorpusError, match="unknown corpus format"):
-        load_corpus(write(tmp_path / "c.csv", ["a,b"]))
+        load_corpus(write(tmp_path / "c.tsv", ["a,b"]))
 
 
 def test_non_utf8_bytes_are_replaced_and_counted(tmp_path, caplog) -> None:
@@ -99,3 +99,24 @@ def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
         "I think the engine is fine.\n--\nSomeone, Example Corp"
     )
     assert strip_newsgroup_boilerplate(post) == "I think the engine is fine."
+
+
+def test_csv_with_header_labels_and_extra_columns(tmp_path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(
+        'id,text,labels,split,extra\na,"multi\nline text",x;y,train,1\nb,plain,,test,2\n,no id,,,\n'
+    )
+    corpus = load_corpus(path)
+    assert corpus.ids == ["a", "b", "5"]
+    assert corpus.texts == ["multi\nline text", "plain", "no id"]
+    assert corpus.labels == [("x", "y"), (), ()]
+    assert corpus.splits == ["train", "test", ""]
+
+
+def test_csv_without_text_column_or_with_short_rows(tmp_path) -> None:
+    (tmp_path / "a.csv").write_text("id,body\n1,hello\n")
+    with pytest.raises(CorpusError, match="line 1: the header has no 'text' column"):
+        load_corpus(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("id,text\n1,hello\n2\n")
+    with pytest.raises(CorpusError, match="line 3: fewer cells than the header names"):
+        load_corpus(tmp_path / "b.csv")
