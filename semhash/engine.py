@@ -24,12 +24,12 @@ SNIPPET_CHARS = 160
 
 
 class QueryError(ValueError):
-    """A query cannot be answered: unknown document id, no known words, bad k or radius."""
+    """A request cannot be served: unknown or duplicate id, no known words, bad k or radius."""
 
 
 @dataclass(frozen=True)
 class Result:
-    """One search hit: ``score`` is a Hamming distance, or a cosine similarity when dense."""
+    """One search hit: ``score`` is a Hamming distance, or a cosine when dense or re-ranked."""
 
     rank: int
     id: str
@@ -42,8 +42,8 @@ class SemanticIndex:
     """Documents, their binary codes and the trained hasher that made them.
 
     >>> index = SemanticIndex.build(load_corpus("20newsgroups"))  # doctest: +SKIP
-    >>> index.search(["nasa shuttle launch"], k=3)[0][0].id  # doctest: +SKIP
-    'train/sci.space/61155'
+    >>> [hit.labels for hit in index.search(["nasa shuttle launch"], k=2)[0]]  # doctest: +SKIP
+    [('sci.space',), ('sci.space',)]
     """
 
     def __init__(self, hasher: SemanticHasher) -> None:
@@ -86,11 +86,10 @@ class SemanticIndex:
 
     def add(self, corpus: Corpus, progress: bool = False) -> None:
         """Encode and append documents; an id already in the index is an error."""
+        seen: set[str] = set()
         for doc_id in corpus.ids:
             if doc_id in self._positions:
                 raise QueryError(f"document id {doc_id!r} is already in the index")
-        seen: set[str] = set()
-        for doc_id in corpus.ids:
             if doc_id in seen:
                 raise QueryError(f"document id {doc_id!r} appears twice")
             seen.add(doc_id)
