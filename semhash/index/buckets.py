@@ -18,9 +18,12 @@ from semhash.codes import flip_masks, n_probes
 from semhash.index.base import Hits, check_k, pad_hits, top_k_by_distance
 from semhash.index.scan import LinearScan
 
-# Rough costs on one core, used only to choose between probing and scanning.
-PROBE_SECONDS = 150e-9  # one bucket lookup (binary search + gather)
-SCAN_SECONDS_PER_WORD = 1.5e-9  # XOR + popcount + compare of one 64-bit word
+# Costs measured with numpy on the 2-core development machine (200k codes), used only
+# to choose between probing and scanning; issue 3's planner will measure them per machine.
+PROBE_SECONDS = 400e-9  # one bucket lookup: binary search over the keys + gather
+RADIUS_SECONDS = 30e-6  # fixed cost of probing one more radius
+SCAN_SECONDS_PER_CODE = 4e-9  # top-k selection, per code
+SCAN_SECONDS_PER_WORD = 1.6e-9  # XOR + popcount of one 64-bit word
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
 
 
