@@ -69,13 +69,16 @@ class HammingBuckets:
 
     def max_probe_radius(self) -> int:
         """The largest radius whose probing is expected to cost less than one scan."""
-        scan_cost = len(self) * self.codes.shape[1] * SCAN_SECONDS_PER_WORD
+        words = self.codes.shape[1]
+        scan_cost = len(self) * (SCAN_SECONDS_PER_CODE + words * SCAN_SECONDS_PER_WORD)
         radius = -1
-        while (
-            radius < self.n_bits and n_probes(self.n_bits, radius + 1) * PROBE_SECONDS < scan_cost
-        ):
+        while radius < self.n_bits and self._probe_cost(radius + 1) < scan_cost:
             radius += 1
         return radius
+
+    def _probe_cost(self, radius: int) -> float:
+        """Expected seconds to probe every radius up to ``radius`` for one query."""
+        return (radius + 1) * RADIUS_SECONDS + n_probes(self.n_bits, radius) * PROBE_SECONDS
 
     def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> Hits:
         """The ``k`` nearest codes, within ``radius`` when given; exact, ties by position."""
