@@ -137,7 +137,8 @@ class SemanticIndex:
         """Documents most like the indexed document ``doc_id`` (itself excluded); see search."""
         position = self.position(doc_id)
         query = self.activations[position : position + 1]
-        results = self._search(query, k + 1, radius, dense, rerank and rerank + 1)[0]
+        depth = rerank + 1 if rerank else 0  # one more candidate: the document itself
+        results = self._search(query, k + 1, radius, dense, depth)[0]
         others = [r for r in results if r.id != doc_id][:k]
         return [Result(i + 1, r.id, r.score, r.labels, r.snippet) for i, r in enumerate(others)]
 
