@@ -22,7 +22,7 @@ from semhash.corpus import CorpusError, load_corpus
 from semhash.engine import QueryError, Result, SemanticIndex
 from semhash.hasher import HasherConfig
 from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
-from semhash.store import MANIFEST, IndexFormatError, check_target, read_manifest
+from semhash.store import MANIFEST, IndexFormatError, check_target, read_version
 from semhash.text import VectorizerConfig
 from semhash.train import TrainConfig
 
@@ -193,7 +193,7 @@ def _print_results(results: Sequence[Result], score_name: str) -> None:
 
 @main.command(name="eval")
 @click.argument("target")
-@click.option("--bits", default="32", show_default=True, help="Bit lengths, e.g. 8,16,32,64,128.")
+@click.option("--bits", help="Bit lengths to train, e.g. 8,16,32,64,128 (default 32).")
 @click.option("-k", default=100, show_default=True, help="Precision at k.")
 @model_options
 @click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSH and ITQ.")
@@ -209,7 +209,7 @@ def _print_results(results: Sequence[Result], score_name: str) -> None:
 def eval_(
     obj: dict[str, Any],
     target: str,
-    bits: str,
+    bits: str | None,
     k: int,
     vocab: int,
     epochs: int,
@@ -229,10 +229,17 @@ def eval_(
     if k < 1:
         raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
     is_index = (Path(target) / MANIFEST).exists()
-    bit_lengths = [] if is_index else _parse_bits(bits)
+    bit_lengths = _parse_bits(bits or "32")
+    if is_index:
+        loaded = SemanticIndex.load(target)
+        if bits is not None and bit_lengths != [loaded.n_bits]:
+            raise click.BadParameter(
+                f"{target} holds {loaded.n_bits}-bit codes; --bits {bits} does not match",
+                param_hint="--bits",
+            )
     click.echo(table_header(k))
     if is_index:
-        rows = evaluate_index(SemanticIndex.load(target), k=k, baselines=not no_baselines)
+        rows = evaluate_index(loaded, k=k, baselines=not no_baselines)
         for row in rows:
             click.echo(table_line(row))
         source: dict[str, Any] = {"index": target}
@@ -290,15 +297,81 @@ def _write_json(path: Path, obj: Any) -> None:
 
 @main.command()
 @click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("corpus")
+@click.option("--no-replace", is_flag=True, help="Refuse ids already indexed instead of replacing.")
+@click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
+@click.pass_obj
 @user_errors
-def info(index_dir: Path) -> None:
-    """Describe an index: format, bits, vocabulary, documents, configuration."""
-    manifest = read_manifest(index_dir, verify=False)
-    shown = {
-        key: manifest[key]
-        for key in ("format_version", "created", "n_bits", "vocab_size", "n_docs")
-    }
-    click.echo(json.dumps({**shown, "config": manifest["config"]}, indent=2))
+def add(
+    obj: dict[str, Any], index_dir: Path, corpus: str, no_replace: bool, labels_from_folders: bool
+) -> None:
+    """Encode CORPUS with the index's trained model and add its documents (no retraining).
+
+    A document whose id is already indexed replaces the old one unless --no-replace.
+    The index changes as one new version: readers see the old or the new one whole.
+
+    Example: semhash add index/ new-posts.jsonl
+    """
+    docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
+    with SemanticIndex.update(index_dir) as opened:
+        replaced = opened.add(docs, replace=not no_replace, progress=obj["progress"])
+    click.echo(
+        f"added {len(docs) - replaced} documents, replaced {replaced}; "
+        f"{index_dir} now holds {len(opened)}"
+    )
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("doc_ids", nargs=-1, required=True)
+@user_errors
+def remove(index_dir: Path, doc_ids: tuple[str, ...]) -> None:
+    """Remove documents by id (an unknown id removes nothing and exits 1).
+
+    Example: semhash remove index/ train/sci.space/60154 train/sci.space/60155
+    """
+    with SemanticIndex.update(index_dir) as opened:
+        opened.remove(doc_ids)
+    click.echo(f"removed {len(doc_ids)} documents; {index_dir} now holds {len(opened)}")
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def info(index_dir: Path, as_json: bool) -> None:
+    """Describe an index: format, bits, vocabulary, documents, buckets, configuration.
+
+    Example: semhash info index/
+    """
+    manifest = read_version(index_dir).manifest
+    stats = manifest.get("stats") or SemanticIndex.load(index_dir).stats()  # format 1 had none
+    keys = ("format_version", "version", "created", "updated", "n_bits", "vocab_size")
+    shown = {key: manifest.get(key) for key in keys}
+    if as_json:
+        click.echo(json.dumps({**shown, **stats, "config": manifest["config"]}, indent=2))
+        return
+    for key, value in {**shown, **stats}.items():
+        click.echo(f"{key.replace('_', ' '):<16} {value}")
+    click.echo(f"{'config':<16} {json.dumps(manifest['config'])}")
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@user_errors
+def check(index_dir: Path) -> None:
+    """Verify every file's checksum and that codes, buckets and documents agree.
+
+    Exits 1 and prints one line per problem when anything is wrong.
+
+    Example: semhash check index/
+    """
+    found = SemanticIndex.check(index_dir)
+    for problem in found:
+        click.echo(problem, err=True)
+    if found:
+        raise click.ClickException(f"{index_dir}: {len(found)} problem(s) found")
+    click.echo(f"{index_dir}: ok")
 
 
 @main.command()

@@ -1,23 +1,24 @@
-"""``SemanticIndex``: the public face — build, add, search, save and load an index."""
+"""``SemanticIndex``: the public face — build, add, remove, search, save and load an index."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from semhash import store
-from semhash.codes import binarize, pack
+from semhash import layout, store
+from semhash.codes import binarize, pack, unpack
 from semhash.corpus import Corpus
+from semhash.documents import Documents
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
 from semhash.index.dense import DenseIndex, centred_unit_rows
-from semhash.text import Vectorizer
 
 logger = logging.getLogger(__name__)
 SNIPPET_CHARS = 160
@@ -46,19 +47,24 @@ class SemanticIndex:
     [('sci.space',), ('sci.space',)]
     """
 
-    def __init__(self, hasher: SemanticHasher) -> None:
+    def __init__(
+        self,
+        hasher: SemanticHasher,
+        buckets: HammingBuckets | None = None,
+        activations: np.ndarray | None = None,
+        docs: Documents | None = None,
+        created: str | None = None,
+    ) -> None:
         self.hasher = hasher
-        self.buckets = HammingBuckets(hasher.n_bits)
-        self.dense = DenseIndex(hasher.n_bits)
-        self.activations = np.zeros((0, hasher.n_bits), dtype=np.float32)
-        self.ids: list[str] = []
-        self.labels: list[tuple[str, ...]] = []
-        self.splits: list[str] = []
-        self.texts: list[str] = []
-        self._positions: dict[str, int] = {}
+        self.buckets = buckets or HammingBuckets(hasher.n_bits)
+        empty = np.zeros((0, hasher.n_bits), dtype=np.float32)
+        self.activations = empty if activations is None else activations  # (n, b) float32
+        self.docs = docs or Documents.from_corpus(Corpus([], [], [], []))
+        self.created = created
+        self._dense: DenseIndex | None = None  # built from the activations on first use
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.docs)
 
     @property
     def n_bits(self) -> int:
@@ -68,6 +74,22 @@ class SemanticIndex:
     def codes(self) -> np.ndarray:
         """``(n, words)`` uint64 packed codes, in document order."""
         return self.buckets.codes
+
+    @property
+    def ids(self) -> list[str]:
+        return self.docs.ids
+
+    @property
+    def labels(self) -> list[tuple[str, ...]]:
+        return [r.labels for r in self.docs.records()]
+
+    @property
+    def splits(self) -> list[str]:
+        return [r.split for r in self.docs.records()]
+
+    @property
+    def texts(self) -> list[str]:
+        return [r.text for r in self.docs.records()]
 
     @classmethod
     def build(
@@ -84,27 +106,44 @@ class SemanticIndex:
         index.add(corpus, progress=progress)
         return index
 
-    def add(self, corpus: Corpus, progress: bool = False) -> None:
-        """Encode and append documents; an id already in the index is an error."""
-        seen: set[str] = set()
-        for doc_id in corpus.ids:
-            if doc_id in self._positions:
-                raise QueryError(f"document id {doc_id!r} is already in the index")
-            if doc_id in seen:
-                raise QueryError(f"document id {doc_id!r} appears twice")
-            seen.add(doc_id)
-        self._append(corpus, self.hasher.activations(corpus.texts, progress=progress))
+    def add(self, corpus: Corpus, replace: bool = True, progress: bool = False) -> int:
+        """Encode and append documents with the trained model; returns how many replaced others.
 
-    def _append(self, corpus: Corpus, activations: np.ndarray) -> None:
-        start = len(self.ids)
+        A document whose id is already indexed replaces the old one (it moves to the
+        end), or, with ``replace=False``, the whole call is refused.
+        """
+        if len(set(corpus.ids)) != len(corpus.ids):
+            twice = next(i for i in corpus.ids if corpus.ids.count(i) > 1)
+            raise QueryError(f"document id {twice!r} appears twice")
+        old = self.docs.positions(corpus.ids)
+        if not replace and np.any(old >= 0):
+            first = corpus.ids[int(np.flatnonzero(old >= 0)[0])]
+            raise QueryError(f"document id {first!r} is already in the index")
+        activations = self.hasher.activations(corpus.texts, progress=progress)
+        self._delete(old[old >= 0])
         self.buckets.add(pack(binarize(activations)))
-        self.dense.add(activations)
         self.activations = np.concatenate([self.activations, activations])
-        self.ids += corpus.ids
-        self.labels += corpus.labels
-        self.splits += corpus.splits
-        self.texts += corpus.texts
-        self._positions.update((doc_id, start + i) for i, doc_id in enumerate(corpus.ids))
+        self.docs.append(Documents.from_corpus(corpus))
+        self._dense = None
+        return int(np.sum(old >= 0))
+
+    def remove(self, doc_ids: Sequence[str]) -> None:
+        """Delete documents by id; an unknown id refuses the whole call."""
+        positions = self.docs.positions(list(doc_ids))
+        if np.any(positions < 0):
+            missing = list(doc_ids)[int(np.flatnonzero(positions < 0)[0])]
+            raise QueryError(f"no document with id {missing!r} in the index")
+        self._delete(positions)
+
+    def _delete(self, positions: np.ndarray) -> None:
+        if len(positions) == 0:
+            return
+        keep = np.ones(len(self), dtype=bool)
+        keep[positions] = False
+        self.buckets.remove(positions)
+        self.activations = self.activations[keep]
+        self.docs.keep(keep)
+        self._dense = None
 
     def search(
         self,
@@ -143,9 +182,22 @@ class SemanticIndex:
         return [Result(i + 1, r.id, r.score, r.labels, r.snippet) for i, r in enumerate(others)]
 
     def position(self, doc_id: str) -> int:
-        if doc_id not in self._positions:
+        position = self.docs.position(doc_id)
+        if position < 0:
             raise QueryError(f"no document with id {doc_id!r} in the index")
-        return self._positions[doc_id]
+        return position
+
+    def stats(self) -> dict[str, Any]:
+        """Documents, buckets used, largest bucket, mean bits set, bits always 0 or 1."""
+        bits_set = np.bitwise_count(self.codes).sum(axis=1) if len(self) else np.zeros(1)
+        ones = unpack(self.codes, self.n_bits).mean(axis=0) if len(self) else np.zeros(0)
+        return {
+            "n_docs": len(self),
+            "n_buckets": self.buckets.n_buckets,
+            "largest_bucket": self.buckets.largest_bucket(),
+            "mean_bits_set": round(float(bits_set.mean()), 3),
+            "constant_bits": int(np.sum((ones == 0) | (ones == 1))) if len(self) else 0,
+        }
 
     def _search(
         self, activations: np.ndarray, k: int, radius: int | None, dense: bool, rerank: int
@@ -159,7 +211,10 @@ class SemanticIndex:
         if dense and (radius is not None or rerank):
             raise QueryError("dense search takes neither a radius nor a rerank depth")
         if dense:
-            return self._results(self.dense.search(activations, k))
+            if self._dense is None:
+                self._dense = DenseIndex(self.n_bits)
+                self._dense.add(np.asarray(self.activations))
+            return self._results(self._dense.search(activations, k))
         hits = self.buckets.search(pack(binarize(activations)), max(k, rerank), radius)
         return self._results(self._rerank(activations, hits, k) if rerank else hits)
 
@@ -179,69 +234,44 @@ class SemanticIndex:
     def _results(self, hits: Hits) -> list[list[Result]]:
         out = []
         for positions, scores in zip(hits.positions, hits.distances, strict=True):
+            records = [self.docs.record(p) for p in positions if p >= 0]
             out.append(
                 [
-                    Result(rank + 1, self.ids[p], float(s), self.labels[p], snippet(self.texts[p]))
-                    for rank, (p, s) in enumerate(zip(positions, scores, strict=True))
-                    if p >= 0
+                    Result(rank + 1, r.id, float(s), r.labels, snippet(r.text))
+                    for rank, (r, s) in enumerate(zip(records, scores, strict=False))
                 ]
             )
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write the index folder atomically (see :mod:`semhash.store`)."""
-        docs = (
-            {"id": i, "labels": list(lab), "split": s, "text": t}
-            for i, lab, s, t in zip(self.ids, self.labels, self.splits, self.texts, strict=True)
-        )
-        manifest = {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "n_bits": self.n_bits,
-            "n_docs": len(self),
-            "vocab_size": self.hasher.vectorizer.vocab_size,
-            "config": self.hasher.config.to_dict(),
-        }
-        store.write_index(
-            Path(path),
-            manifest,
-            {
-                "model.safetensors": store.save_tensors(self.hasher.weights()),
-                "vocab.json": store.save_json(self.hasher.vectorizer.to_dict()),
-                "codes.npy": store.save_array(self.codes),
-                "activations.npy": store.save_array(self.activations),
-                "docs.jsonl.gz": store.save_jsonl_gz(docs),
-            },
-            overwrite=overwrite,
-        )
+        """Write the index as a new version of the folder, atomically (see :mod:`semhash.store`)."""
+        self.created = layout.save(self, Path(path), overwrite)
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> SemanticIndex:
-        """Open an index folder; ``IndexFormatError`` names the file at fault."""
-        path = Path(path)
-        manifest = store.read_manifest(path, verify=verify)
-        try:
-            config = HasherConfig.from_dict(manifest["config"])
-            hasher = SemanticHasher(config)
-            hasher.vectorizer = Vectorizer.from_dict(store.load_json(path / "vocab.json"))
-            hasher.load_weights(store.load_tensors(path / "model.safetensors"))
-        except (KeyError, TypeError, ValueError) as err:
-            raise store.IndexFormatError(f"{path}: inconsistent model files ({err})") from None
-        docs = store.load_jsonl_gz(path / "docs.jsonl.gz")
-        activations = store.load_array(path / "activations.npy", mmap=False)
-        codes = store.load_array(path / "codes.npy", mmap=False)
-        if not len(docs) == len(activations) == len(codes) == manifest["n_docs"]:
-            raise store.IndexFormatError(f"{path}: documents, codes and activations disagree")
-        corpus = Corpus(
-            ids=[d["id"] for d in docs],
-            texts=[d["text"] for d in docs],
-            labels=[tuple(d["labels"]) for d in docs],
-            splits=[d["split"] for d in docs],
-        )
-        index = cls(hasher)
-        index._append(corpus, np.asarray(activations, dtype=np.float32))
-        if not np.array_equal(index.codes, codes):
-            raise store.IndexFormatError(f"{path / 'codes.npy'}: codes disagree with activations")
-        return index
+        """Open an index folder, memory-mapping its arrays; errors name the file at fault.
+
+        ``verify`` checksums every file up to 64 MiB (``semhash check`` all of them).
+        """
+        return layout.load(cls, Path(path), verify)
+
+    @classmethod
+    @contextlib.contextmanager
+    def update(cls, path: str | Path) -> Iterator[SemanticIndex]:
+        """Open an index for changes, saved as one new version when the block ends cleanly.
+
+        Holds the folder's writer lock throughout, so two updates never lose each other's work.
+        """
+        store.read_version(Path(path))  # a clear error before trying to lock a non-index
+        with store.lock(Path(path)):
+            index = cls.load(path)
+            yield index
+            index.save(path, overwrite=True)
+
+    @classmethod
+    def check(cls, path: str | Path) -> list[str]:
+        """Every problem found: checksums of all files, then internal consistency."""
+        return layout.problems(cls, Path(path))
 
 
 def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:

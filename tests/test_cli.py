@@ -88,8 +88,12 @@ def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
 
 
 def test_info(cli_index) -> None:
-    info = json.loads(run("info", str(cli_index)).output)
-    assert info["n_bits"] == 16 and info["n_docs"] == 950 and info["format_version"] == 1
+    info = json.loads(run("info", str(cli_index), "--json").output)
+    assert info["n_bits"] == 16 and info["n_docs"] == 950 and info["format_version"] == 2
+    assert 1 <= info["n_buckets"] <= 950 and 1 <= info["largest_bucket"] <= 950
+    assert 0 < info["mean_bits_set"] < 16 and info["created"] == info["updated"]
+    text = run("info", str(cli_index)).output
+    assert "n buckets" in text and "largest bucket" in text and "mean bits set" in text
 
 
 @pytest.mark.parametrize(

@@ -46,11 +46,6 @@ def test_similar_excludes_the_document_itself(trained_index) -> None:
         assert [r.rank for r in results] == list(range(1, 8))
 
 
-def test_adding_an_existing_id_is_refused(trained_index, newsgroups_sample) -> None:
-    with pytest.raises(QueryError, match="already in the index"):
-        trained_index.add(newsgroups_sample.subset([0]))
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

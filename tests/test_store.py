@@ -1,59 +1,103 @@
 import json
+import pickle
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semhash import IndexFormatError, SemanticIndex
 
+DATA = Path(__file__).parent / "data"
+FILES = {
+    "model.safetensors",
+    "vocab.json",
+    "codes.npy",
+    "activations.npy",
+    "bucket_keys.npy",
+    "bucket_codes.npy",
+    "bucket_offsets.npy",
+    "bucket_members.npy",
+    "ids.npy",
+    "id_order.npy",
+    "docs.jsonl",
+    "doc_offsets.npy",
+}
+
 
 def results(index):
     return [
-        [(r.id, r.score) for r in rs]
+        [(r.id, r.score, r.labels, r.snippet) for r in rs]
         for rs in index.search(["space shuttle orbit", "windows driver"], k=20)
     ]
 
 
+def live(path: Path) -> Path:
+    return path / json.loads((path / "manifest.json").read_text())["data"]
+
+
+@pytest.fixture
+def copy(saved_index, tmp_path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(saved_index, target)
+    return target
+
+
 def test_round_trip_gives_identical_search_results(trained_index, saved_index) -> None:
     loaded = SemanticIndex.load(saved_index)
+    assert isinstance(loaded.codes, np.memmap) and isinstance(loaded.activations, np.memmap)
     assert np.array_equal(loaded.codes, trained_index.codes)
     assert results(loaded) == results(trained_index)
     assert loaded.similar(trained_index.ids[0], k=5) == trained_index.similar(
         trained_index.ids[0], k=5
     )
+    assert loaded.ids == trained_index.ids and loaded.labels == trained_index.labels
     manifest = json.loads((saved_index / "manifest.json").read_text())
     assert manifest["n_docs"] == len(trained_index) and manifest["n_bits"] == 32
-    assert set(manifest["files"]) == {
-        "model.safetensors",
-        "vocab.json",
-        "codes.npy",
-        "activations.npy",
-        "docs.jsonl.gz",
-    }
+    assert set(manifest["files"]) == FILES == {p.name for p in live(saved_index).iterdir()}
+    assert SemanticIndex.check(saved_index) == []
 
 
-@pytest.mark.parametrize("name", ["codes.npy", "model.safetensors", "docs.jsonl.gz", "vocab.json"])
-def test_a_corrupted_file_is_detected_and_named(saved_index, tmp_path, name) -> None:
-    copy = tmp_path / "copy"
-    SemanticIndex.load(saved_index).save(copy)
-    data = bytearray((copy / name).read_bytes())
+@pytest.mark.parametrize("name", ["codes.npy", "model.safetensors", "docs.jsonl", "ids.npy"])
+def test_a_corrupted_file_is_detected_and_named(copy, name) -> None:
+    file = live(copy) / name
+    data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (copy / name).write_bytes(bytes(data))
+    file.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match=f"{name}: checksum mismatch"):
         SemanticIndex.load(copy)
+    assert any(f"{name}: checksum mismatch" in p for p in SemanticIndex.check(copy))
 
 
-def test_truncated_manifest_and_other_versions_are_refused(saved_index, tmp_path) -> None:
-    copy = tmp_path / "copy"
-    SemanticIndex.load(saved_index).save(copy)
+def test_truncated_and_missing_files_are_named(copy) -> None:
+    codes = live(copy) / "codes.npy"
+    codes.write_bytes(codes.read_bytes()[:100])
+    with pytest.raises(IndexFormatError, match=r"codes.npy: 100 bytes, the manifest says \d+"):
+        SemanticIndex.load(copy)
+    (live(copy) / "vocab.json").unlink()
+    with pytest.raises(IndexFormatError, match="vocab.json: missing from the index"):
+        SemanticIndex.load(copy, verify=False)
+
+
+def test_unverified_load_still_refuses_arrays_of_the_wrong_shape(copy) -> None:
+    np.save(live(copy) / "codes.npy", np.zeros((3, 1), dtype=np.uint64))
+    with pytest.raises(IndexFormatError, match=r"codes.npy: expected a uint64 array of shape"):
+        SemanticIndex.load(copy, verify=False)
+
+
+def test_truncated_manifest_and_other_versions_are_refused(copy) -> None:
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
-    with pytest.raises(IndexFormatError, match="format version 99; this semhash reads version 1"):
+    with pytest.raises(IndexFormatError, match="version 99; this semhash reads versions 1, 2"):
         SemanticIndex.load(copy)
     (copy / "manifest.json").write_text(json.dumps(manifest)[:40])
     with pytest.raises(IndexFormatError, match="manifest.json: corrupted"):
         SemanticIndex.load(copy)
     (copy / "manifest.json").write_text(json.dumps({"magic": "something else"}))
     with pytest.raises(IndexFormatError, match="not a semhash index manifest"):
+        SemanticIndex.load(copy)
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "data": "../elsewhere"}))
+    with pytest.raises(IndexFormatError, match="names no version folder"):
         SemanticIndex.load(copy)
 
 
@@ -67,12 +111,24 @@ def test_missing_folder_file_instead_of_folder(tmp_path) -> None:
         SemanticIndex.load(tmp_path)
 
 
+def test_weights_never_go_through_pickle(copy, tmp_path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (Path.write_text, (tmp_path / "pwned", "code ran"))
+
+    model = live(copy) / "model.safetensors"
+    model.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(IndexFormatError, match="model.safetensors: not a readable safetensors"):
+        SemanticIndex.load(copy, verify=False)
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_save_never_overwrites_unasked_and_leaves_no_temporary_folders(
     trained_index, tmp_path
 ) -> None:
     target = tmp_path / "idx"
     trained_index.save(target)
-    before = (target / "codes.npy").read_bytes()
+    before = (live(target) / "codes.npy").read_bytes()
     with pytest.raises(IndexFormatError, match="an index already exists"):
         trained_index.save(target)
     (tmp_path / "other").mkdir()
@@ -80,15 +136,28 @@ def test_save_never_overwrites_unasked_and_leaves_no_temporary_folders(
     with pytest.raises(IndexFormatError, match="not a semhash index; not touching it"):
         trained_index.save(tmp_path / "other")
     assert (tmp_path / "other" / "mine.txt").read_text() == "keep me"
-    trained_index.save(target, overwrite=True)
-    assert (target / "codes.npy").read_bytes() == before
+    for _ in range(3):
+        trained_index.save(target, overwrite=True)
+    assert (live(target) / "codes.npy").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "other"]
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["version"] == 4 and manifest["data"] == "v000004"
+    assert sorted(p.name for p in target.iterdir()) == [
+        ".lock",
+        "manifest.json",
+        "v000003",
+        "v000004",
+    ]
 
 
-def test_a_failing_save_leaves_the_old_index_intact(trained_index, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_disk_full_during_save_leaves_the_old_index_intact(
+    trained_index, tmp_path, monkeypatch, existing
+) -> None:
     target = tmp_path / "idx"
-    trained_index.save(target)
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    if existing:
+        trained_index.save(target)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -96,6 +165,26 @@ def test_a_failing_save_leaves_the_old_index_intact(trained_index, tmp_path, mon
     monkeypatch.setattr("semhash.store.np.save", disk_full)
     with pytest.raises(OSError, match="No space left"):
         trained_index.save(target, overwrite=True)
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
-    SemanticIndex.load(target)
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+    if existing:
+        assert results(SemanticIndex.load(target)) == results(trained_index)
+
+
+def test_format_1_indexes_still_load_and_upgrade_on_save(tmp_path) -> None:
+    expected = json.loads((DATA / "index-v1.expected.json").read_text())
+    old = SemanticIndex.load(DATA / "index-v1")
+    found = [[[r.id, r.score] for r in rs] for rs in old.search(expected["queries"], k=5)]
+    assert found == expected["results"]
+    similar = expected["similar"]
+    assert [[r.id, r.score] for r in old.similar(similar["id"], k=5)] == similar["results"]
+    shutil.copytree(DATA / "index-v1", tmp_path / "v1")
+    old.save(tmp_path / "v1", overwrite=True)
+    upgraded = SemanticIndex.load(tmp_path / "v1")
+    assert json.loads((tmp_path / "v1" / "manifest.json").read_text())["format_version"] == 2
+    assert [[r.id, r.score] for r in upgraded.similar(similar["id"], k=5)] == similar["results"]
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == [
+        ".lock",
+        "manifest.json",
+        "v000001",
+    ]

@@ -67,6 +67,52 @@ class HammingBuckets:
         self.scan.add(codes)
         self._rebuild()
 
+    def remove(self, positions: np.ndarray) -> None:
+        """Delete the codes at ``positions`` (later ones move down) and rebuild the buckets."""
+        self.scan.remove(positions)
+        self._rebuild()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The bucket arrays, to save beside the codes (see :meth:`from_arrays`)."""
+        return {
+            "keys": self.keys_,
+            "codes": self.bucket_codes_,
+            "offsets": self.offsets_,
+            "members": self.members_,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, n_bits: int, codes: np.ndarray, arrays: dict[str, np.ndarray]
+    ) -> HammingBuckets:
+        """Reopen saved buckets without sorting again (arrays may be memory-mapped)."""
+        index = cls(n_bits)
+        index.scan.codes = codes
+        index.keys_, index.bucket_codes_ = arrays["keys"], arrays["codes"]
+        index.offsets_, index.members_ = arrays["offsets"], arrays["members"]
+        return index
+
+    def largest_bucket(self) -> int:
+        return int(np.diff(self.offsets_).max()) if len(self.keys_) else 0
+
+    def problems(self) -> list[str]:
+        """Ways the buckets disagree with the codes (for ``semhash check``); empty if none."""
+        n = len(self)
+        offsets = np.asarray(self.offsets_)
+        if len(offsets) != len(self.keys_) + 1 or offsets[0] != 0 or offsets[-1] != n:
+            return ["bucket offsets do not cover the documents"]
+        if np.any(np.diff(offsets) <= 0) or np.any(self.keys_[1:] < self.keys_[:-1]):
+            return ["bucket offsets or keys are out of order"]
+        members = np.asarray(self.members_)
+        if not np.array_equal(np.sort(members), np.arange(n)):
+            return ["bucket entries do not point at each live document exactly once"]
+        owner = np.repeat(np.arange(len(self.keys_)), np.diff(offsets))
+        if not np.array_equal(self.codes[members], self.bucket_codes_[owner]):
+            return ["a bucket holds a document whose code is not the bucket's"]
+        if not np.array_equal(bucket_keys(self.bucket_codes_), self.keys_):
+            return ["bucket keys do not match their codes"]
+        return []
+
     def max_probe_radius(self) -> int:
         """The largest radius whose probing is expected to cost less than one scan."""
         words = self.codes.shape[1]

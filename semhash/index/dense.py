@@ -36,6 +36,10 @@ class DenseIndex:
         self._check(activations)
         self._index.add(centred_unit_rows(activations))
 
+    def remove(self, positions: np.ndarray) -> None:
+        """Delete the rows at ``positions``; later rows move down (faiss flat semantics)."""
+        self._index.remove_ids(np.asarray(positions, dtype=np.int64))  # type: ignore[arg-type]
+
     def search(self, activations: np.ndarray, k: int) -> Hits:
         """Top ``k`` by cosine: distances are similarities (higher is closer), NaN padding."""
         check_k(k)

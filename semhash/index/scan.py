@@ -31,6 +31,10 @@ class LinearScan:
         """Append ``(n, words)`` uint64 codes; their positions continue from ``len(self)``."""
         self.codes = np.concatenate([self.codes, _checked(codes, self.codes.shape[1])])
 
+    def remove(self, positions: np.ndarray) -> None:
+        """Delete the codes at ``positions``; later codes move down to fill the gaps."""
+        self.codes = np.delete(self.codes, np.asarray(positions, dtype=np.int64), axis=0)
+
     def distances(self, queries: np.ndarray) -> np.ndarray:
         """``(nq, len(self))`` int32 Hamming distances to every code."""
         out = np.zeros((len(queries), len(self.codes)), dtype=np.int32)

@@ -1,0 +1,201 @@
+"""The indexed documents' ids, labels, splits and texts, by position.
+
+Ids live in a fixed-width UTF-8 array (``ids.npy``, memory-mapped) beside their
+sort order (``id_order.npy``), so finding a document by id is a binary search
+and opening a large index reads nothing up front.  Each document's id, labels,
+split and text are one JSON line of ``docs.jsonl``; ``doc_offsets.npy`` says
+where each line starts, so showing a result reads only that result's line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from semhash import store
+from semhash.corpus import Corpus
+
+FILES = ("ids.npy", "id_order.npy", "docs.jsonl", "doc_offsets.npy")
+
+
+class Record(NamedTuple):
+    """One document's metadata and text, as stored."""
+
+    id: str
+    labels: tuple[str, ...]
+    split: str
+    text: str
+
+
+class _Lines(NamedTuple):
+    """JSON lines in one buffer: line i is ``data[offsets[i]:offsets[i + 1]]``."""
+
+    data: np.ndarray  # (bytes,) uint8, in memory or memory-mapped
+    offsets: np.ndarray  # (lines + 1,) int64
+
+
+class Documents:
+    """Per-position document metadata; appends and removals never rewrite old lines.
+
+    >>> docs = Documents.from_corpus(Corpus(["a", "b"], ["x", "y"], [("l",), ()], ["", ""]))
+    >>> docs.position("b"), docs.record(0).labels
+    (1, ('l',))
+    """
+
+    def __init__(self, ids: np.ndarray, chunks: list[_Lines], rows: np.ndarray) -> None:
+        self._ids = ids  # (n,) S<width>: UTF-8 ids by position
+        self._chunks = chunks
+        self._starts = np.cumsum([0] + [len(c.offsets) - 1 for c in chunks])
+        self._rows = rows  # (n,) int64: line number (over all chunks) of each position
+        self._order: np.ndarray | None = None  # (n,) int64: positions sorted by id
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus) -> Documents:
+        lines = [
+            _line(Record(i, lab, s, t))
+            for i, lab, s, t in zip(
+                corpus.ids, corpus.labels, corpus.splits, corpus.texts, strict=True
+            )
+        ]
+        offsets = np.cumsum([0] + [len(line) for line in lines], dtype=np.int64)
+        data = np.frombuffer(b"".join(lines), dtype=np.uint8)
+        return cls(_encode_ids(corpus.ids), [_Lines(data, offsets)], np.arange(len(lines)))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def ids(self) -> list[str]:
+        return [raw.decode("utf-8") for raw in self._ids.tolist()]
+
+    def id(self, position: int) -> str:
+        return bytes(self._ids[position]).decode("utf-8")
+
+    def record(self, position: int) -> Record:
+        row = int(self._rows[position])
+        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
+        lines = self._chunks[chunk]
+        line = row - int(self._starts[chunk])
+        raw = bytes(lines.data[lines.offsets[line] : lines.offsets[line + 1]])
+        obj = json.loads(raw)
+        return Record(obj["id"], tuple(obj["labels"]), obj["split"], obj["text"])
+
+    def records(self) -> list[Record]:
+        return [self.record(p) for p in range(len(self))]
+
+    def positions(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """Position of each id, -1 where it is not indexed: ``(len(doc_ids),)`` int64."""
+        if len(self) == 0 or len(doc_ids) == 0:
+            return np.full(len(doc_ids), -1, dtype=np.int64)
+        order = self.order()
+        wanted = _encode_ids(doc_ids)
+        found = np.minimum(np.searchsorted(self._ids[order], wanted), len(order) - 1)
+        hit = self._ids[order[found]] == wanted
+        return np.where(hit, order[found], -1)
+
+    def position(self, doc_id: str) -> int:
+        """Position of one id, -1 when absent (a binary search: nothing is loaded)."""
+        order, wanted = self.order(), doc_id.encode("utf-8")
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bytes(self._ids[order[mid]]) < wanted:
+                lo = mid + 1
+            else:
+                hi = mid
+        return int(order[lo]) if lo < len(order) and bytes(self._ids[order[lo]]) == wanted else -1
+
+    def order(self) -> np.ndarray:
+        if self._order is None:
+            self._order = np.argsort(self._ids, kind="stable")
+        return self._order
+
+    def append(self, other: Documents) -> None:
+        self._ids = np.concatenate([self._ids, other._ids])
+        self._rows = np.concatenate([self._rows, other._rows + self._starts[-1]])
+        self._chunks = self._chunks + other._chunks
+        self._starts = np.cumsum([0] + [len(c.offsets) - 1 for c in self._chunks])
+        self._order = None
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the positions where ``mask`` is False; later positions move down."""
+        self._ids = self._ids[mask]
+        self._rows = self._rows[mask]
+        self._order = None
+
+    def writers(self) -> dict[str, store.Writer]:
+        lengths = np.concatenate([np.diff(c.offsets) for c in self._chunks])[self._rows]
+        return {
+            "ids.npy": store.save_array(self._ids),
+            "id_order.npy": store.save_array(self.order()),
+            "docs.jsonl": self._write_lines,
+            "doc_offsets.npy": store.save_array(np.concatenate([[0], np.cumsum(lengths)])),
+        }
+
+    def _write_lines(self, file: Path) -> None:
+        """Copy each position's line in order, one slice per run of consecutive lines."""
+        rows = self._rows
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        chunk_of = np.searchsorted(self._starts, rows, side="right") - 1
+        breaks = np.union1d(breaks, np.flatnonzero(np.diff(chunk_of) != 0) + 1)
+        with open(file, "wb") as handle:
+            for run in np.split(np.arange(len(rows)), breaks) if len(rows) else []:
+                chunk = int(chunk_of[run[0]])
+                lines = self._chunks[chunk]
+                first = int(rows[run[0]] - self._starts[chunk])
+                last = int(rows[run[-1]] - self._starts[chunk])
+                handle.write(lines.data[lines.offsets[first] : lines.offsets[last + 1]].tobytes())
+
+    @classmethod
+    def open(cls, folder: Path, n_docs: int) -> Documents:
+        """Memory-map the four files of a saved version (``store.IndexFormatError`` if wrong)."""
+        ids = store.load_array(folder / "ids.npy", "S", (n_docs,))
+        order = store.load_array(folder / "id_order.npy", np.int64, (n_docs,))
+        offsets = store.load_array(folder / "doc_offsets.npy", np.int64, (n_docs + 1,))
+        size = (folder / "docs.jsonl").stat().st_size
+        if int(offsets[-1]) != size:
+            raise store.IndexFormatError(
+                f"{folder / 'docs.jsonl'}: {size} bytes, doc_offsets.npy says {int(offsets[-1])}"
+            )
+        data = (
+            np.memmap(folder / "docs.jsonl", dtype=np.uint8, mode="r")
+            if size
+            else np.zeros(0, np.uint8)
+        )
+        docs = cls(ids, [_Lines(data, offsets)], np.arange(n_docs))
+        docs._order = order
+        return docs
+
+    def problems(self) -> list[str]:
+        """Internal inconsistencies (for ``semhash check``): ids, order and lines disagree."""
+        found = []
+        if not np.array_equal(np.sort(self.order()), np.arange(len(self))):
+            found.append("id_order.npy is not a permutation of the positions")
+        elif len(self) and np.any(self._ids[self.order()][1:] <= self._ids[self.order()][:-1]):
+            found.append("ids.npy has duplicate ids or id_order.npy does not sort them")
+        for position in range(len(self)):
+            try:
+                record = self.record(position)
+            except (ValueError, KeyError, TypeError):
+                found.append(f"docs.jsonl, line {position + 1}: not a document record")
+                break
+            if record.id != self.id(position):
+                found.append(f"docs.jsonl, line {position + 1}: id {record.id!r} is not ids.npy's")
+                break
+        return found
+
+
+def _line(record: Record) -> bytes:
+    obj: dict[str, Any] = record._asdict()
+    obj["labels"] = list(record.labels)
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _encode_ids(ids: Sequence[str]) -> np.ndarray:
+    encoded = [doc_id.encode("utf-8") for doc_id in ids]
+    width = max([len(e) for e in encoded] + [1])
+    return np.array(encoded, dtype=f"S{width}")
