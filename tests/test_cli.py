@@ -1,6 +1,7 @@
 """The command line through click's runner: the three jobs and each bad input."""
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -115,6 +116,13 @@ def test_info(cli_index) -> None:
         (["index", "{empty}", "-o", "{tmp}/o"], "the corpus is empty"),
         (["eval", "{tmp}/nothing"], "no such file or folder"),
         (["eval", "{corpus}", "--bits", "8,x"], "expected numbers like 16,32,64"),
+        (["eval", "{idx}", "--bits", "32"], "holds 16-bit codes; --bits 32 does not match"),
+        (["add", "{tmp}/missing", "{corpus}"], "no such index folder"),
+        (["add", "{corpus}", "{corpus}"], "is a file, not an index folder"),
+        (["add", "{idx}", "{bad}"], "bad.jsonl, line 2: not valid JSON"),
+        (["add", "{idx}", "{corpus}", "--no-replace"], "is already in the index"),
+        (["remove", "{idx}", "no-such-id"], "no document with id 'no-such-id'"),
+        (["check", "{tmp}"], "not a semhash index"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero_exit(
@@ -139,3 +147,39 @@ def test_bad_input_is_one_line_and_nonzero_exit(
 def test_query_needs_text_or_like(cli_index) -> None:
     result = run("query", str(cli_index))
     assert result.exit_code == 2 and "give either TEXT or --like" in result.output
+
+
+def test_add_replace_remove_and_check(cli_index, tmp_path) -> None:
+    idx = tmp_path / "idx"
+    shutil.copytree(cli_index, idx)
+    new = tmp_path / "new.jsonl"
+    new.write_text(
+        json.dumps({"id": "fresh-1", "text": "nasa shuttle orbit launch", "labels": ["sci.space"]})
+        + "\n"
+        + json.dumps({"id": "fresh-2", "text": "hockey playoffs goalie"})
+        + "\n"
+    )
+    result = run("add", str(idx), str(new))
+    assert result.exit_code == 0, result.output
+    assert f"added 2 documents, replaced 0; {idx} now holds 952" in result.output
+    assert "replaced 2; " in run("add", str(idx), str(new)).output
+    found = json.loads(run("query", str(idx), "--like", "fresh-1", "--json", "-k", "3").output)
+    assert len(found["results"]) == 3
+    assert "now holds 951" in run("remove", str(idx), "fresh-2").output
+    info = json.loads(run("info", str(idx), "--json").output)
+    assert info["n_docs"] == 951 and info["version"] == 4 and info["updated"] >= info["created"]
+    check = run("check", str(idx))
+    assert check.exit_code == 0 and check.output.strip() == f"{idx}: ok"
+
+
+def test_check_reports_each_damaged_file(cli_index, tmp_path) -> None:
+    idx = tmp_path / "idx"
+    shutil.copytree(cli_index, idx)
+    live = idx / json.loads((idx / "manifest.json").read_text())["data"]
+    (live / "docs.jsonl").write_bytes(b"x" + (live / "docs.jsonl").read_bytes()[1:])
+    (live / "ids.npy").write_bytes((live / "ids.npy").read_bytes()[:-1])
+    result = run("check", str(idx))
+    assert result.exit_code == 1
+    assert "docs.jsonl: checksum mismatch" in result.output
+    assert "ids.npy: " in result.output and "(truncated?)" in result.output
+    assert "2 problem(s) found" in result.output
