@@ -68,7 +68,9 @@ def write_index(
     if not path.exists():
         return _create(path, manifest, writers)
     with lock(path):
-        number = _current_number(path) + 1
+        live = read_version(path).manifest
+        _remove_stale(path, keep={str(live.get("data")), _previous_data(live)})  # a crash's debris
+        number = int(live.get("version", 0)) + 1
         data = f"v{number:06d}"
         staging = path / f"{data}.tmp-{uuid.uuid4().hex[:8]}"
         try:
@@ -120,11 +122,6 @@ def _commit(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     finally:
         tmp.unlink(missing_ok=True)
     return full
-
-
-def _current_number(path: Path) -> int:
-    manifest = read_version(path).manifest
-    return int(manifest.get("version", 0))
 
 
 def _previous_data_of(path: Path) -> str | None:
