@@ -228,6 +228,9 @@ def eval_(
     """
     if k < 1:
         raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
+    if report.is_dir() or not report.parent.is_dir():
+        problem = "is a folder" if report.is_dir() else "is in a folder that does not exist"
+        raise click.BadParameter(f"{report} {problem}; give a JSON file", param_hint="--report")
     is_index = (Path(target) / MANIFEST).exists()
     bit_lengths = _parse_bits(bits or "32")
     if is_index:

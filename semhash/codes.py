@@ -43,7 +43,7 @@ def pack(bits: np.ndarray) -> np.ndarray:
 def unpack(codes: np.ndarray, n_bits: int) -> np.ndarray:
     """``(n, words)`` uint64 -> ``(n, b)`` bool."""
     codes = np.ascontiguousarray(codes, dtype="<u8")
-    as_bytes = codes.view(np.uint8).reshape(len(codes), -1)
+    as_bytes = codes.view(np.uint8).reshape(len(codes), codes.shape[1] * 8)
     return np.unpackbits(as_bytes, axis=1, bitorder="little", count=n_bits).astype(bool)
 
 

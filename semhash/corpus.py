@@ -78,6 +78,8 @@ def load_corpus(source: str | Path, labels_from_folders: bool = False) -> Corpus
         else:
             names = ", ".join(bundled_corpora()) or "none"
             raise CorpusError(f"{source}: no such file or folder, nor a bundled corpus ({names})")
+    if path.is_dir() and (path / "manifest.json").exists():
+        raise CorpusError(f"{path}: is a semhash index folder, not a corpus")
     if path.is_dir():
         corpus = _read_folder(path, labels_from_folders)
     elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".ndjson")):
@@ -117,6 +119,13 @@ def _read_csv(path: Path) -> Corpus:
     Several labels in one cell are separated by ``;``.
     """
     reader = csv.DictReader(line for _, line in _lines(path))
+    try:
+        return _csv_rows(reader, path)
+    except csv.Error as err:
+        raise CorpusError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
+
+
+def _csv_rows(reader: csv.DictReader, path: Path) -> Corpus:
     if reader.fieldnames is None or "text" not in reader.fieldnames:
         raise CorpusError(f"{path}, line 1: the header has no 'text' column")
     ids, texts, labels, splits = [], [], [], []

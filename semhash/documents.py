@@ -70,10 +70,10 @@ class Documents:
 
     @property
     def ids(self) -> list[str]:
-        return [raw.decode("utf-8") for raw in self._ids.tolist()]
+        return [_decode(raw) for raw in self._ids.tolist()]
 
     def id(self, position: int) -> str:
-        return bytes(self._ids[position]).decode("utf-8")
+        return _decode(bytes(self._ids[position]))
 
     def record(self, position: int) -> Record:
         row = int(self._rows[position])
@@ -81,8 +81,13 @@ class Documents:
         lines = self._chunks[chunk]
         line = row - int(self._starts[chunk])
         raw = bytes(lines.data[lines.offsets[line] : lines.offsets[line + 1]])
-        obj = json.loads(raw)
-        return Record(obj["id"], tuple(obj["labels"]), obj["split"], obj["text"])
+        try:
+            obj = json.loads(raw)
+            return Record(str(obj["id"]), tuple(obj["labels"]), obj["split"], obj["text"])
+        except (ValueError, KeyError, TypeError):
+            raise store.IndexFormatError(
+                f"docs.jsonl, document {position + 1}: not a document record (corrupted?)"
+            ) from None
 
     def records(self) -> list[Record]:
         return [self.record(p) for p in range(len(self))]
@@ -179,11 +184,10 @@ class Documents:
             found.append("ids.npy has duplicate ids or id_order.npy does not sort them")
         for position in range(len(self)):
             try:
-                record = self.record(position)
-            except (ValueError, KeyError, TypeError):
-                found.append(f"docs.jsonl, line {position + 1}: not a document record")
-                break
-            if record.id != self.id(position):
+                record, doc_id = self.record(position), self.id(position)
+            except store.IndexFormatError as err:
+                return [*found, str(err)]
+            if record.id != doc_id:
                 found.append(f"docs.jsonl, line {position + 1}: id {record.id!r} is not ids.npy's")
                 break
         return found
@@ -199,3 +203,10 @@ def _encode_ids(ids: Sequence[str]) -> np.ndarray:
     encoded = [doc_id.encode("utf-8") for doc_id in ids]
     width = max([len(e) for e in encoded] + [1])
     return np.array(encoded, dtype=f"S{width}")
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise store.IndexFormatError(f"ids.npy: id {raw!r} is not UTF-8 (corrupted?)") from None

@@ -222,6 +222,9 @@ def file_problems(version: Version, limit: int | None = VERIFY_ON_LOAD_BYTES) ->
         file = version.folder / name
         if isinstance(expected, str):  # format 1 recorded only the checksum
             expected = {"sha256": expected, "bytes": None}
+        well_formed = isinstance(expected, dict) and {"sha256", "bytes"} <= expected.keys()
+        if not well_formed or "/" in name or name.startswith("."):
+            raise IndexFormatError(f"{MANIFEST}: bad file entry {name!r}")
         try:
             size = file.stat().st_size
         except FileNotFoundError:

@@ -123,6 +123,9 @@ def test_info(cli_index) -> None:
         (["add", "{idx}", "{corpus}", "--no-replace"], "is already in the index"),
         (["remove", "{idx}", "no-such-id"], "no document with id 'no-such-id'"),
         (["check", "{tmp}"], "not a semhash index"),
+        (["index", "{idx}", "-o", "{tmp}/o"], "is a semhash index folder, not a corpus"),
+        (["eval", "{corpus}", "--report", "{tmp}"], "is a folder; give a JSON file"),
+        (["eval", "{corpus}", "--report", "{tmp}/o/r.json"], "folder that does not exist"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero_exit(
