@@ -6,7 +6,7 @@ import pytest
 from semhash.codes import hamming, pack
 from semhash.index import DenseIndex, HammingBuckets, LinearScan
 
-BITS = [8, 16, 32, 64, 128]
+BITS = [8, 16, 24, 32, 64, 128]
 
 
 def random_codes(n: int, n_bits: int, seed: int) -> np.ndarray:

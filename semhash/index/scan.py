@@ -1,13 +1,12 @@
-"""Exact Hamming search by scanning every code with XOR + popcount."""
+"""Exact Hamming search by scanning every code with XOR + popcount (see :mod:`.popcount`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from semhash.codes import n_words
-from semhash.index.base import Hits, check_k, pad_hits, top_k_by_distance
-
-_QUERY_BLOCK = 256
+from semhash.index.base import Hits, check_k
+from semhash.index.popcount import top_k
 
 
 class LinearScan:
@@ -46,13 +45,8 @@ class LinearScan:
         """The ``k`` nearest codes (within ``radius`` if given), ties by position."""
         check_k(k)
         queries = _checked(queries, self.codes.shape[1])
-        positions = np.arange(len(self.codes), dtype=np.int64)
-        rows = []
-        for start in range(0, len(queries), _QUERY_BLOCK):
-            for dist in self.distances(queries[start : start + _QUERY_BLOCK]):
-                keep = dist <= radius if radius is not None else slice(None)
-                rows.append(top_k_by_distance(dist[keep], positions[keep], k))
-        return pad_hits(rows, k)
+        positions, distances = top_k(queries, self.codes, k, self.n_bits, radius)
+        return Hits(positions, distances)
 
 
 def _checked(codes: np.ndarray, words: int) -> np.ndarray:

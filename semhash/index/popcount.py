@@ -1,0 +1,284 @@
+"""The exact Hamming top-k kernel, compiled with numba: XOR, popcount, count-based selection.
+
+A code of b <= 128 bits is one or two uint64 words.  The database is read in
+blocks that stay in cache while a group of 8 queries passes over them; each core
+takes its own share of the queries (or, for a few queries, of the database).
+Per chunk of codes one branch-free, vectorised pass counts, for each of the 8
+queries, the codes that cannot enter its top k (farther than its ``bound``); only
+a chunk holding a candidate is looked at code by code.
+
+Each query keeps a buffer of candidates in position order.  When it fills, a
+stable counting sort by distance (distances are small integers) keeps the best
+``k`` and lowers ``bound`` to one below the k-th distance: a later code at that
+distance loses the tie to the earlier one.  So every result equals a full sort
+by (distance, position).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+GROUP = 8  # queries sharing each pass over a chunk of codes
+CHUNK = 64  # codes counted in one vectorised pass
+BLOCK = 4096  # codes kept in cache while every query group passes over them
+_SHIFT = np.uint64(8)  # (distance + 255 - bound) >> 8 is 1 exactly when distance > bound
+
+
+@intrinsic
+def _popcount(typingctx, word):  # type: ignore[no-untyped-def]
+    """LLVM's ctpop: one POPCNT / VPOPCNTQ instruction on CPUs that have it."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@njit(inline="always")
+def _distance(query, codes, j):  # type: ignore[no-untyped-def]
+    total = _popcount(query[0] ^ codes[j, 0])
+    if codes.shape[1] == 2:
+        total += _popcount(query[1] ^ codes[j, 1])
+    return np.int64(total)
+
+
+@njit(inline="always")
+def _out_of_reach_1(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no-untyped-def]
+    """out[i] = how many of codes[c0:c1] are beyond query g+i's bound (one-word codes)."""
+    q0, q1, q2, q3 = queries[g, 0], queries[g + 1, 0], queries[g + 2, 0], queries[g + 3, 0]
+    q4, q5, q6, q7 = queries[g + 4, 0], queries[g + 5, 0], queries[g + 6, 0], queries[g + 7, 0]
+    o0, o1, o2, o3 = offsets[0], offsets[1], offsets[2], offsets[3]
+    o4, o5, o6, o7 = offsets[4], offsets[5], offsets[6], offsets[7]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.uint64(0)
+    for j in range(c0, c1):
+        c = codes[j, 0]
+        s0 += (_popcount(q0 ^ c) + o0) >> _SHIFT
+        s1 += (_popcount(q1 ^ c) + o1) >> _SHIFT
+        s2 += (_popcount(q2 ^ c) + o2) >> _SHIFT
+        s3 += (_popcount(q3 ^ c) + o3) >> _SHIFT
+        s4 += (_popcount(q4 ^ c) + o4) >> _SHIFT
+        s5 += (_popcount(q5 ^ c) + o5) >> _SHIFT
+        s6 += (_popcount(q6 ^ c) + o6) >> _SHIFT
+        s7 += (_popcount(q7 ^ c) + o7) >> _SHIFT
+    out[0], out[1], out[2], out[3] = s0, s1, s2, s3
+    out[4], out[5], out[6], out[7] = s4, s5, s6, s7
+
+
+@njit(inline="always")
+def _out_of_reach_2(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no-untyped-def]
+    """As :func:`_out_of_reach_1` for two-word codes (65..128 bits), 4 queries at a time."""
+    for h in range(0, GROUP, 4):
+        a0, a1, a2, a3 = (
+            queries[g + h, 0],
+            queries[g + h + 1, 0],
+            queries[g + h + 2, 0],
+            queries[g + h + 3, 0],
+        )
+        b0, b1, b2, b3 = (
+            queries[g + h, 1],
+            queries[g + h + 1, 1],
+            queries[g + h + 2, 1],
+            queries[g + h + 3, 1],
+        )
+        o0, o1, o2, o3 = offsets[h], offsets[h + 1], offsets[h + 2], offsets[h + 3]
+        s0 = s1 = s2 = s3 = np.uint64(0)
+        for j in range(c0, c1):
+            c, d = codes[j, 0], codes[j, 1]
+            s0 += (_popcount(a0 ^ c) + _popcount(b0 ^ d) + o0) >> _SHIFT
+            s1 += (_popcount(a1 ^ c) + _popcount(b1 ^ d) + o1) >> _SHIFT
+            s2 += (_popcount(a2 ^ c) + _popcount(b2 ^ d) + o2) >> _SHIFT
+            s3 += (_popcount(a3 ^ c) + _popcount(b3 ^ d) + o3) >> _SHIFT
+        out[h], out[h + 1], out[h + 2], out[h + 3] = s0, s1, s2, s3
+
+
+@njit(inline="always")
+def _out_of_reach_one(query, codes, c0, c1, offset):  # type: ignore[no-untyped-def]
+    """How many of codes[c0:c1] are beyond one query's bound."""
+    s = np.uint64(0)
+    if codes.shape[1] == 1:
+        q0 = query[0]
+        for j in range(c0, c1):
+            s += (_popcount(q0 ^ codes[j, 0]) + offset) >> _SHIFT
+    else:
+        q0, q1 = query[0], query[1]
+        for j in range(c0, c1):
+            s += (_popcount(q0 ^ codes[j, 0]) + _popcount(q1 ^ codes[j, 1]) + offset) >> _SHIFT
+    return s
+
+
+@njit
+def _compact(positions, distances, fill, k, histogram, scratch_p, scratch_d):  # type: ignore[no-untyped-def]
+    """Keep the best ``k`` of ``fill`` buffered candidates, sorted; returns how many remain."""
+    histogram[:] = 0
+    for i in range(fill):
+        histogram[distances[i] + 1] += 1
+    for d in range(1, histogram.shape[0]):  # then histogram[d] = how many are < d
+        histogram[d] += histogram[d - 1]
+    for i in range(fill):
+        d = distances[i]
+        slot = histogram[d]
+        histogram[d] += 1
+        if slot < k:
+            scratch_p[slot], scratch_d[slot] = positions[i], d
+    kept = min(fill, k)
+    positions[:kept], distances[:kept] = scratch_p[:kept], scratch_d[:kept]
+    return kept
+
+
+@njit
+def _offer_chunk(query, codes, c0, c1, k, q, state, work):  # type: ignore[no-untyped-def]
+    """Buffer each code of codes[c0:c1] within query q's bound, lowering the bound as it goes.
+
+    ``bounds[q]`` stays one below the k-th smallest buffered distance: ``counts[q, d]``
+    counts buffered candidates at distance d and ``below[q]`` those within the bound.
+    """
+    positions, distances, fills, bounds, counts, below = state
+    fill, bound, n_below = fills[q], bounds[q], below[q]
+    chunk = work[3]
+    for j in range(c0, c1):  # vectorised: every distance of the chunk first
+        chunk[j - c0] = _distance(query, codes, j)
+    for j in range(c0, c1):
+        d = chunk[j - c0]
+        if d > bound:
+            continue
+        positions[q, fill], distances[q, fill] = j, d
+        fill += 1
+        counts[q, d] += 1
+        n_below += 1
+        while n_below >= k:
+            n_below -= counts[q, bound]
+            bound -= 1
+        if fill == positions.shape[1]:
+            fill = _compact(positions[q], distances[q], fill, k, *work[:3])
+            counts[q, :] = 0
+            n_below = 0
+            for i in range(fill):
+                counts[q, distances[q, i]] += 1
+                n_below += distances[q, i] <= bound
+    fills[q], bounds[q], below[q] = fill, bound, n_below
+
+
+@njit
+def _scan_range(queries, g, codes, a, b, k, state, work):  # type: ignore[no-untyped-def]
+    """Offer codes[a:b] to queries g..g+GROUP-1 (to query g alone if it is the last one)."""
+    bounds = state[3]
+    if g + 1 == queries.shape[0]:
+        for c0 in range(a, b, CHUNK):
+            c1 = min(b, c0 + CHUNK)
+            if _out_of_reach_one(queries[g], codes, c0, c1, np.uint64(255 - bounds[g])) < c1 - c0:
+                _offer_chunk(queries[g], codes, c0, c1, k, g, state, work)
+        return
+    offsets = np.empty(GROUP, np.uint64)
+    out = np.empty(GROUP, np.uint64)
+    for c0 in range(a, b, CHUNK):
+        c1 = min(b, c0 + CHUNK)
+        for i in range(GROUP):
+            offsets[i] = np.uint64(255 - bounds[g + i])
+        if codes.shape[1] == 1:
+            _out_of_reach_1(queries, g, codes, c0, c1, offsets, out)
+        else:
+            _out_of_reach_2(queries, g, codes, c0, c1, offsets, out)
+        for i in range(GROUP):
+            if out[i] < c1 - c0:
+                _offer_chunk(queries[g + i], codes, c0, c1, k, g + i, state, work)
+
+
+@njit
+def _new_state(nq, k, n_bits, bound):  # type: ignore[no-untyped-def]
+    """Per query: candidate buffer (positions, distances), fill, bound, counts, below."""
+    return (
+        np.empty((nq, 2 * k), np.int64),
+        np.empty((nq, 2 * k), np.int32),
+        np.zeros(nq, np.int64),
+        np.full(nq, bound, np.int64),
+        np.zeros((nq, n_bits + 1), np.int64),
+        np.zeros(nq, np.int64),
+    )
+
+
+@njit
+def _new_work(k, n_bits):  # type: ignore[no-untyped-def]
+    """Scratch space of one core: compaction histogram and buffers, a chunk's distances."""
+    return (
+        np.empty(n_bits + 2, np.int64),
+        np.empty(k, np.int64),
+        np.empty(k, np.int32),
+        np.empty(CHUNK, np.int64),
+    )
+
+
+@njit(parallel=True, cache=True)
+def _top_k_queries_split(queries, codes, k, n_bits, bound, n_parts):  # type: ignore[no-untyped-def]
+    """Many queries: each core takes its share of the query groups over the whole database."""
+    nq, n = queries.shape[0], codes.shape[0]
+    state = _new_state(nq, k, n_bits, bound)
+    n_groups = nq // GROUP
+    per = (n_groups + n_parts - 1) // n_parts
+    for part in prange(n_parts):
+        work = _new_work(k, n_bits)
+        g0, g1 = part * per, min(n_groups, (part + 1) * per)
+        for a in range(0, n, BLOCK):
+            for group in range(g0, g1):
+                _scan_range(queries, group * GROUP, codes, a, min(n, a + BLOCK), k, state, work)
+        for q in range(g0 * GROUP, g1 * GROUP):
+            state[2][q] = _compact(state[0][q], state[1][q], state[2][q], k, *work[:3])
+    return state[0][:, :k], state[1][:, :k], state[2]
+
+
+@njit(parallel=True, cache=True)
+def _top_k_codes_split(queries, codes, k, n_bits, bound, n_parts):  # type: ignore[no-untyped-def]
+    """Few queries: each core scans its share of the codes; shares merge in position order."""
+    nq, n = queries.shape[0], codes.shape[0]
+    states = [_new_state(nq, k, n_bits, bound) for _ in range(n_parts)]
+    per = (n + n_parts - 1) // n_parts
+    for part in prange(n_parts):
+        work = _new_work(k, n_bits)
+        state = states[part]
+        a0, a1 = part * per, min(n, (part + 1) * per)
+        for a in range(a0, a1, BLOCK):
+            for g in range(0, nq, GROUP):
+                _scan_range(queries, g, codes, a, min(a1, a + BLOCK), k, state, work)
+        for q in range(nq):
+            state[2][q] = _compact(state[0][q], state[1][q], state[2][q], k, *work[:3])
+    merged = _new_state(nq, (n_parts * k + 1) // 2, n_bits, bound)
+    work = _new_work(k, n_bits)
+    positions, distances, fills = merged[0], merged[1], merged[2]
+    for q in range(nq):
+        for state in states:  # earlier parts hold lower positions: ties stay in order
+            f, at = state[2][q], fills[q]
+            positions[q, at : at + f] = state[0][q, :f]
+            distances[q, at : at + f] = state[1][q, :f]
+            fills[q] += f
+        fills[q] = _compact(positions[q], distances[q], fills[q], k, *work[:3])
+    return positions[:, :k], distances[:, :k], fills
+
+
+def top_k(
+    queries: np.ndarray, codes: np.ndarray, k: int, n_bits: int, radius: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by Hamming distance, ties by position: ``(nq, k)`` positions, distances.
+
+    ``queries`` ``(nq, w)`` and ``codes`` ``(n, w)`` are uint64 with w = 1 or 2.
+    Padding is -1 where fewer than ``k`` codes lie within ``radius`` (or exist).
+    """
+    nq = len(queries)
+    if nq == 0 or len(codes) == 0:
+        return np.full((nq, k), -1, np.int64), np.full((nq, k), -1, np.int32)
+    fill_up = -nq % GROUP if nq > 1 else 0  # one query scans alone
+    padded = np.concatenate([queries, np.repeat(queries[-1:], fill_up, axis=0)])
+    padded = np.ascontiguousarray(padded, dtype=np.uint64)
+    codes = np.ascontiguousarray(codes, dtype=np.uint64)
+    bound = n_bits if radius is None else min(radius, n_bits)
+    threads = numba.get_num_threads()
+    n_groups = len(padded) // GROUP
+    if n_groups >= 2 * threads:
+        positions, distances, fills = _top_k_queries_split(padded, codes, k, n_bits, bound, threads)
+    else:
+        parts = max(1, min(threads, len(codes) // BLOCK))
+        positions, distances, fills = _top_k_codes_split(padded, codes, k, n_bits, bound, parts)
+    positions, distances, fills = positions[:nq], distances[:nq], fills[:nq]
+    empty = np.arange(k)[None, :] >= fills[:, None]
+    return np.where(empty, -1, positions), np.where(empty, -1, distances)
