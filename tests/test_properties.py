@@ -16,6 +16,7 @@ from hypothesis.extra.numpy import arrays
 from semhash import CorpusError, HammingBuckets, IndexFormatError, LinearScan, SemanticIndex
 from semhash.codes import flip_masks, hamming, n_words, pack, unpack
 from semhash.corpus import load_corpus
+from semhash.index.planner import ENGINES
 
 TINY = Path(__file__).parent / "data" / "index-v2"
 bits = st.integers(1, 128)
@@ -84,14 +85,19 @@ def search_cases(draw):
 def test_every_exact_backend_equals_brute_force(case) -> None:
     n_bits, codes, queries, k, radius = case
     expected = brute_force(codes, queries, k, radius)
-    for backend in (HammingBuckets(n_bits), LinearScan(n_bits)):
-        backend.add(codes)
-        hits = backend.search(queries, k, radius)
+    buckets, scan = HammingBuckets(n_bits), LinearScan(n_bits)
+    buckets.add(codes)
+    scan.add(codes)
+    for engine in (*ENGINES, "LinearScan"):
+        if engine == "LinearScan":
+            hits = scan.search(queries, k, radius)
+        else:
+            hits = buckets.search(queries, k, radius, engine)
         found = [
             (p[p >= 0].tolist(), d[p >= 0].tolist())
             for p, d in zip(hits.positions, hits.distances, strict=True)
         ]
-        assert found == expected, type(backend).__name__
+        assert found == expected, engine
 
 
 @given(search_cases(), st.data())

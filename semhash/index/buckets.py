@@ -13,17 +13,15 @@ into ``members_`` (document positions, ascending within a bucket).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from semhash.codes import flip_masks, n_probes
-from semhash.index.base import Hits, check_k, pad_hits, top_k_by_distance
+from semhash.index.base import Hits, check_k
+from semhash.index.mih import MultiIndexHashing
+from semhash.index.planner import ENGINES, Plan, Profile, choose
 from semhash.index.scan import LinearScan
 
-# Costs measured with numpy on the 2-core development machine (200k codes), used only
-# to choose between probing and scanning; issue 3's planner will measure them per machine.
-PROBE_SECONDS = 400e-9  # one bucket lookup: binary search over the keys + gather
-RADIUS_SECONDS = 30e-6  # fixed cost of probing one more radius
-SCAN_SECONDS_PER_CODE = 4e-9  # top-k selection, per code
-SCAN_SECONDS_PER_WORD = 1.6e-9  # XOR + popcount of one 64-bit word
+_MAX_PROBES = 2_000_000  # flip masks held in memory for one probing radius
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
 
 
@@ -48,7 +46,9 @@ class HammingBuckets:
     def __init__(self, n_bits: int) -> None:
         self.n_bits = n_bits
         self.scan = LinearScan(n_bits)
-        self._masks: dict[int, np.ndarray] = {}
+        self._masks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._profile: Profile | None = None  # built on first use, dropped by every change
+        self._mih: MultiIndexHashing | None = None
         self._rebuild()
 
     @property
@@ -113,76 +113,74 @@ class HammingBuckets:
             return ["bucket keys do not match their codes"]
         return []
 
-    def max_probe_radius(self) -> int:
-        """The largest radius whose probing is expected to cost less than one scan."""
-        words = self.codes.shape[1]
-        scan_cost = len(self) * (SCAN_SECONDS_PER_CODE + words * SCAN_SECONDS_PER_WORD)
-        radius = -1
-        while radius < self.n_bits and self._probe_cost(radius + 1) < scan_cost:
-            radius += 1
-        return radius
+    def search(
+        self, queries: np.ndarray, k: int, radius: int | None = None, engine: str = "auto"
+    ) -> Hits:
+        """The ``k`` nearest codes, within ``radius`` when given; exact, ties by position.
 
-    def _probe_cost(self, radius: int) -> float:
-        """Expected seconds to probe every radius up to ``radius`` for one query."""
-        return (radius + 1) * RADIUS_SECONDS + n_probes(self.n_bits, radius) * PROBE_SECONDS
-
-    def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> Hits:
-        """The ``k`` nearest codes, within ``radius`` when given; exact, ties by position."""
+        ``engine``: "scan", "buckets", "mih" (multi-index hashing) or "auto", the
+        one :func:`~semhash.index.planner.choose` expects to be fastest.  All give
+        identical hits.
+        """
         check_k(k)
         if radius is not None and radius < 0:
             raise ValueError(f"radius must be non-negative, got {radius}")
-        affordable = self.max_probe_radius()
-        if affordable < 0 or (radius is not None and radius > affordable):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        plan = self.plan(len(queries), k, radius)
+        chosen = plan.engine if engine == "auto" else engine
+        if chosen == "scan" or len(self) == 0:
             return self.scan.search(queries, k, radius)
-        limit = affordable if radius is None else radius
-        rows: list[tuple[np.ndarray, np.ndarray]] = []
-        for query in queries:
-            distances, positions = self._probe(query, k, limit)
-            if len(positions) < k and radius is None and limit < self.n_bits:
-                hits = self.scan.search(query[None], k)  # too few nearby: scan everything
-                positions, distances = hits.positions[0], hits.distances[0]
-                positions, distances = positions[positions >= 0], distances[positions >= 0]
-            rows.append(top_k_by_distance(distances, positions, k))
-        return pad_hits(rows, k)
+        if chosen == "mih":
+            return self.mih.search(queries, k, radius)
+        return self._probe(queries, k, radius, plan.radius)
 
-    def _probe(self, query: np.ndarray, k: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, positions) of everything within the first radius holding ``k`` documents.
+    def plan(self, n_queries: int, k: int, radius: int | None = None) -> Plan:
+        """The engine ``search(engine="auto")`` uses for such a batch, with its estimates."""
+        if self._profile is None:
+            self._profile = Profile.of(self.codes, self.n_bits)
+        return choose(self._profile, n_queries, k, radius)
 
-        Probing stops at ``limit``, with whatever it found by then.
-        """
-        distances, positions = [], []
-        count = 0
-        for r in range(limit + 1):
-            members = self._lookup(query[None, :] ^ self._flip_masks(r))
-            distances.append(np.full(len(members), r, dtype=np.int32))
-            positions.append(members)
-            count += len(members)
-            if count >= k:
-                break
-        return np.concatenate(distances), np.concatenate(positions)
+    @property
+    def mih(self) -> MultiIndexHashing:
+        """Substring tables over the codes, built on first use (and after each change)."""
+        if self._mih is None:
+            self._mih = MultiIndexHashing(self.n_bits, self.codes)
+        return self._mih
 
-    def _lookup(self, probes: np.ndarray) -> np.ndarray:
-        """Positions of every document whose code equals one of ``probes`` ``(m, words)``."""
-        keys = bucket_keys(probes)
-        lo = np.searchsorted(self.keys_, keys, side="left")
-        hi = np.searchsorted(self.keys_, keys, side="right")
-        hit = hi > lo
-        if not hit.any():
-            return np.zeros(0, dtype=np.int64)
-        counts = (hi - lo)[hit]
-        buckets = np.repeat(lo[hit], counts) + _ranges(counts)
-        probe_rows = np.repeat(np.flatnonzero(hit), counts)
-        same = np.all(self.bucket_codes_[buckets] == probes[probe_rows], axis=1)  # hash collisions
-        buckets = buckets[same]
-        sizes = self.offsets_[buckets + 1] - self.offsets_[buckets]
-        return self.members_[np.repeat(self.offsets_[buckets], sizes) + _ranges(sizes)]
+    def _probe(self, queries: np.ndarray, k: int, radius: int | None, expected: int) -> Hits:
+        """Probe radius 0, 1, ...; queries short of ``k`` past ``expected`` + 1 are scanned."""
+        if radius is None:
+            limit = expected + 1
+            while limit > 0 and n_probes(self.n_bits, limit) > _MAX_PROBES:
+                limit -= 1
+        else:
+            limit = min(radius, self.n_bits)
+            if n_probes(self.n_bits, limit) > _MAX_PROBES:  # a forced probe this wide: scan
+                return self.scan.search(queries, k, radius)
+        masks, starts = self._masks_up_to(limit)
+        positions, distances, complete = _probe(
+            queries, masks, starts, k, radius is not None,
+            self.keys_, self.bucket_codes_, self.offsets_, self.members_,
+        )  # fmt: skip
+        short = np.flatnonzero(~complete)
+        if len(short):
+            hits = self.scan.search(queries[short], k)
+            positions[short], distances[short] = hits.positions, hits.distances
+        return Hits(positions, distances)
 
-    def _flip_masks(self, radius: int) -> np.ndarray:
+    def _masks_up_to(self, radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flip masks of radius 0..``radius`` in one array, and where each radius starts."""
         if radius not in self._masks:
-            self._masks[radius] = flip_masks(self.n_bits, radius)
+            masks = [flip_masks(self.n_bits, r) for r in range(radius + 1)]
+            starts = np.cumsum([0] + [len(m) for m in masks])
+            self._masks[radius] = (np.concatenate(masks), starts.astype(np.int64))
         return self._masks[radius]
 
     def _rebuild(self) -> None:
+        self._profile = None
+        self._mih = None
         codes = self.codes
         keys = bucket_keys(codes)
         order = np.lexsort((np.arange(len(codes)), *codes.T[::-1], keys))
@@ -196,9 +194,65 @@ class HammingBuckets:
         self.members_ = order.astype(np.int64)
 
 
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(c)`` for each c in ``counts``."""
-    if len(counts) == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(ends[-1], dtype=np.int64) - np.repeat(ends - counts, counts)
+@njit(inline="always")
+def _key(probe):
+    """As :func:`bucket_keys` for one code."""
+    if probe.shape[0] == 1:
+        return probe[0]
+    return (probe[0] * _MIX[0]) ^ (probe[1] * _MIX[1])
+
+
+@njit(cache=True)
+def _probe_one(query, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members):
+    """Sorted ``distance * n + position`` of everything found for one query."""
+    words, n = len(query), len(members)
+    probe = np.empty(words, np.uint64)
+    found = np.empty(max(k, 16), np.int64)
+    count = 0
+    for r in range(len(starts) - 1):
+        for m in range(starts[r], starts[r + 1]):
+            for w in range(words):
+                probe[w] = query[w] ^ masks[m, w]
+            key = _key(probe)
+            b = np.searchsorted(keys, key)
+            while b < len(keys) and keys[b] == key:
+                same = True
+                for w in range(words):
+                    same = same and bucket_codes[b, w] == probe[w]
+                if same:
+                    size = offsets[b + 1] - offsets[b]
+                    if count + size > len(found):
+                        grown = np.empty(2 * (count + size), np.int64)
+                        grown[:count] = found[:count]
+                        found = grown
+                    for i in range(size):
+                        found[count + i] = r * n + members[offsets[b] + i]
+                    count += size
+                b += 1
+        if count >= k and not whole_radius:
+            break
+    return np.sort(found[:count])
+
+
+@njit(parallel=True, cache=True)
+def _probe(queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members):
+    """Probe radius 0, 1, ... of each query's code; ``(nq, k)`` positions, distances, complete.
+
+    A query stops after the first radius that brings its count to ``k`` (or, with
+    ``whole_radius``, after the last one); found documents are sorted by (distance,
+    position).  ``complete`` is False where fewer than ``k`` turned up and the
+    caller must look further.
+    """
+    nq, n = queries.shape[0], len(members)
+    positions = np.full((nq, k), -1, np.int64)
+    distances = np.full((nq, k), -1, np.int32)
+    complete = np.zeros(nq, np.bool_)
+    for q in prange(nq):
+        found = _probe_one(
+            queries[q], masks, starts, k, whole_radius, keys, bucket_codes, offsets, members
+        )
+        complete[q] = len(found) >= k or whole_radius
+        for i in range(min(k, len(found))):
+            positions[q, i] = found[i] % n
+            distances[q, i] = found[i] // n
+    return positions, distances, complete

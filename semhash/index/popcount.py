@@ -16,6 +16,9 @@ by (distance, position).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numba
 import numpy as np
 from numba import njit, prange, types
@@ -28,25 +31,28 @@ _SHIFT = np.uint64(8)  # (distance + 255 - bound) >> 8 is 1 exactly when distanc
 
 
 @intrinsic
-def _popcount(typingctx, word):  # type: ignore[no-untyped-def]
+def _ctpop(typingctx, word):
     """LLVM's ctpop: one POPCNT / VPOPCNTQ instruction on CPUs that have it."""
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
 
     return types.uint64(types.uint64), codegen
 
 
+_popcount = cast(Callable[[Any], Any], _ctpop)  # the same object, typed for mypy
+
+
 @njit(inline="always")
-def _distance(query, codes, j):  # type: ignore[no-untyped-def]
-    total = _popcount(query[0] ^ codes[j, 0])
+def _distance(query, codes, j):
+    total: Any = _popcount(query[0] ^ codes[j, 0])
     if codes.shape[1] == 2:
         total += _popcount(query[1] ^ codes[j, 1])
     return np.int64(total)
 
 
 @njit(inline="always")
-def _out_of_reach_1(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no-untyped-def]
+def _out_of_reach_1(queries, g, codes, c0, c1, offsets, out):
     """out[i] = how many of codes[c0:c1] are beyond query g+i's bound (one-word codes)."""
     q0, q1, q2, q3 = queries[g, 0], queries[g + 1, 0], queries[g + 2, 0], queries[g + 3, 0]
     q4, q5, q6, q7 = queries[g + 4, 0], queries[g + 5, 0], queries[g + 6, 0], queries[g + 7, 0]
@@ -68,7 +74,7 @@ def _out_of_reach_1(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no
 
 
 @njit(inline="always")
-def _out_of_reach_2(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no-untyped-def]
+def _out_of_reach_2(queries, g, codes, c0, c1, offsets, out):
     """As :func:`_out_of_reach_1` for two-word codes (65..128 bits), 4 queries at a time."""
     for h in range(0, GROUP, 4):
         a0, a1, a2, a3 = (
@@ -95,7 +101,7 @@ def _out_of_reach_2(queries, g, codes, c0, c1, offsets, out):  # type: ignore[no
 
 
 @njit(inline="always")
-def _out_of_reach_one(query, codes, c0, c1, offset):  # type: ignore[no-untyped-def]
+def _out_of_reach_one(query, codes, c0, c1, offset):
     """How many of codes[c0:c1] are beyond one query's bound."""
     s = np.uint64(0)
     if codes.shape[1] == 1:
@@ -110,7 +116,7 @@ def _out_of_reach_one(query, codes, c0, c1, offset):  # type: ignore[no-untyped-
 
 
 @njit
-def _compact(positions, distances, fill, k, histogram, scratch_p, scratch_d):  # type: ignore[no-untyped-def]
+def _compact(positions, distances, fill, k, histogram, scratch_p, scratch_d):
     """Keep the best ``k`` of ``fill`` buffered candidates, sorted; returns how many remain."""
     histogram[:] = 0
     for i in range(fill):
@@ -129,7 +135,7 @@ def _compact(positions, distances, fill, k, histogram, scratch_p, scratch_d):  #
 
 
 @njit
-def _offer_chunk(query, codes, c0, c1, k, q, state, work):  # type: ignore[no-untyped-def]
+def _offer_chunk(query, codes, c0, c1, k, q, state, work):
     """Buffer each code of codes[c0:c1] within query q's bound, lowering the bound as it goes.
 
     ``bounds[q]`` stays one below the k-th smallest buffered distance: ``counts[q, d]``
@@ -162,7 +168,7 @@ def _offer_chunk(query, codes, c0, c1, k, q, state, work):  # type: ignore[no-un
 
 
 @njit
-def _scan_range(queries, g, codes, a, b, k, state, work):  # type: ignore[no-untyped-def]
+def _scan_range(queries, g, codes, a, b, k, state, work):
     """Offer codes[a:b] to queries g..g+GROUP-1 (to query g alone if it is the last one)."""
     bounds = state[3]
     if g + 1 == queries.shape[0]:
@@ -187,7 +193,7 @@ def _scan_range(queries, g, codes, a, b, k, state, work):  # type: ignore[no-unt
 
 
 @njit
-def _new_state(nq, k, n_bits, bound):  # type: ignore[no-untyped-def]
+def _new_state(nq, k, n_bits, bound):
     """Per query: candidate buffer (positions, distances), fill, bound, counts, below."""
     return (
         np.empty((nq, 2 * k), np.int64),
@@ -200,7 +206,7 @@ def _new_state(nq, k, n_bits, bound):  # type: ignore[no-untyped-def]
 
 
 @njit
-def _new_work(k, n_bits):  # type: ignore[no-untyped-def]
+def _new_work(k, n_bits):
     """Scratch space of one core: compaction histogram and buffers, a chunk's distances."""
     return (
         np.empty(n_bits + 2, np.int64),
@@ -211,7 +217,7 @@ def _new_work(k, n_bits):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, cache=True)
-def _top_k_queries_split(queries, codes, k, n_bits, bound, n_parts):  # type: ignore[no-untyped-def]
+def _top_k_queries_split(queries, codes, k, n_bits, bound, n_parts):
     """Many queries: each core takes its share of the query groups over the whole database."""
     nq, n = queries.shape[0], codes.shape[0]
     state = _new_state(nq, k, n_bits, bound)
@@ -229,7 +235,7 @@ def _top_k_queries_split(queries, codes, k, n_bits, bound, n_parts):  # type: ig
 
 
 @njit(parallel=True, cache=True)
-def _top_k_codes_split(queries, codes, k, n_bits, bound, n_parts):  # type: ignore[no-untyped-def]
+def _top_k_codes_split(queries, codes, k, n_bits, bound, n_parts):
     """Few queries: each core scans its share of the codes; shares merge in position order."""
     nq, n = queries.shape[0], codes.shape[0]
     states = [_new_state(nq, k, n_bits, bound) for _ in range(n_parts)]
