@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 import click
 
 from semhash.corpus import CorpusError, load_corpus
-from semhash.engine import QueryError, Result, SemanticIndex
+from semhash.engine import TWO_STAGE, QueryError, Result, SemanticIndex
 from semhash.hasher import HasherConfig
+from semhash.index.planner import ENGINES
 from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
 from semhash.store import MANIFEST, IndexFormatError, check_target, read_version
 from semhash.text import VectorizerConfig
@@ -138,6 +139,13 @@ def index(
     show_default=True,
     help="Take this many Hamming neighbours, then order them by dense cosine.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice([*ENGINES, TWO_STAGE]),
+    default="auto",
+    show_default=True,
+    help="Hamming search: auto picks the fastest exact one; two-stage is approximate.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
 def query(
@@ -148,6 +156,7 @@ def query(
     radius: int | None,
     dense: bool,
     rerank: int,
+    engine: str,
     as_json: bool,
 ) -> None:
     """Search INDEX_DIR for documents like TEXT (or like an indexed document).
@@ -158,9 +167,9 @@ def query(
         raise click.UsageError("give either TEXT or --like DOC_ID")
     loaded = SemanticIndex.load(index_dir)
     if like is not None:
-        results = loaded.similar(like, k=k, radius=radius, dense=dense, rerank=rerank)
+        results = loaded.similar(like, k, radius, dense, rerank, engine)
     else:
-        results = loaded.search([str(text)], k=k, radius=radius, dense=dense, rerank=rerank)[0]
+        results = loaded.search([str(text)], k, radius, dense, rerank, engine)[0]
     if as_json:
         click.echo(
             json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]})

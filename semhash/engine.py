@@ -19,6 +19,10 @@ from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
 from semhash.index.dense import DenseIndex, centred_unit_rows
+from semhash.index.planner import ENGINES
+from semhash.index.two_stage import ADDRESS_BITS, TwoStage
+
+TWO_STAGE = "two-stage"
 
 logger = logging.getLogger(__name__)
 SNIPPET_CHARS = 160
@@ -62,6 +66,7 @@ class SemanticIndex:
         self.docs = docs or Documents.from_corpus(Corpus([], [], [], []))
         self.created = created
         self._dense: DenseIndex | None = None  # built from the activations on first use
+        self._two_stage: TwoStage | None = None  # likewise, from the codes
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -124,7 +129,7 @@ class SemanticIndex:
         self.buckets.add(pack(binarize(activations)))
         self.activations = np.concatenate([self.activations, activations])
         self.docs.append(Documents.from_corpus(corpus))
-        self._dense = None
+        self._dense = self._two_stage = None
         return int(np.sum(old >= 0))
 
     def remove(self, doc_ids: Sequence[str]) -> None:
@@ -143,7 +148,7 @@ class SemanticIndex:
         self.buckets.remove(positions)
         self.activations = self.activations[keep]
         self.docs.keep(keep)
-        self._dense = None
+        self._dense = self._two_stage = None
 
     def search(
         self,
@@ -152,18 +157,22 @@ class SemanticIndex:
         radius: int | None = None,
         dense: bool = False,
         rerank: int = 0,
+        engine: str = "auto",
     ) -> list[list[Result]]:
         """Nearest documents to each text.
 
         By Hamming distance (within ``radius`` when given); by cosine of the real-valued
         codes when ``dense``; or, with ``rerank`` = N > 0, the N nearest by Hamming
-        distance re-ordered by cosine (scores are then cosines).
+        distance re-ordered by cosine (scores are then cosines).  ``engine`` picks the
+        Hamming search: "auto" (the planner's choice), "scan", "buckets", "mih" (all
+        exact, identical results) or "two-stage" (approximate: the first 16 bits find
+        1,000 candidates, the full code ranks them).
         """
         counts = self.hasher.vectorizer.counts(texts)
         for i, n_words in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
             if n_words == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        return self._search(self.hasher.activations(texts), k, radius, dense, rerank)
+        return self._search(self.hasher.activations(texts), k, radius, dense, rerank, engine)
 
     def similar(
         self,
@@ -172,12 +181,13 @@ class SemanticIndex:
         radius: int | None = None,
         dense: bool = False,
         rerank: int = 0,
+        engine: str = "auto",
     ) -> list[Result]:
         """Documents most like the indexed document ``doc_id`` (itself excluded); see search."""
         position = self.position(doc_id)
         query = self.activations[position : position + 1]
         depth = rerank + 1 if rerank else 0  # one more candidate: the document itself
-        results = self._search(query, k + 1, radius, dense, depth)[0]
+        results = self._search(query, k + 1, radius, dense, depth, engine)[0]
         others = [r for r in results if r.id != doc_id][:k]
         return [Result(i + 1, r.id, r.score, r.labels, r.snippet) for i, r in enumerate(others)]
 
@@ -200,7 +210,13 @@ class SemanticIndex:
         }
 
     def _search(
-        self, activations: np.ndarray, k: int, radius: int | None, dense: bool, rerank: int
+        self,
+        activations: np.ndarray,
+        k: int,
+        radius: int | None,
+        dense: bool,
+        rerank: int,
+        engine: str,
     ) -> list[list[Result]]:
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
@@ -210,12 +226,22 @@ class SemanticIndex:
             raise QueryError(f"rerank must be non-negative, got {rerank}")
         if dense and (radius is not None or rerank):
             raise QueryError("dense search takes neither a radius nor a rerank depth")
+        if engine not in (*ENGINES, TWO_STAGE):
+            raise QueryError(f"engine must be one of {', '.join((*ENGINES, TWO_STAGE))}")
+        if engine == TWO_STAGE and (radius is not None or self.n_bits <= ADDRESS_BITS):
+            raise QueryError(f"two-stage search takes no radius and needs over {ADDRESS_BITS} bits")
         if dense:
             if self._dense is None:
                 self._dense = DenseIndex(self.n_bits)
                 self._dense.add(np.asarray(self.activations))
             return self._results(self._dense.search(activations, k))
-        hits = self.buckets.search(pack(binarize(activations)), max(k, rerank), radius)
+        codes, depth = pack(binarize(activations)), max(k, rerank)
+        if engine == TWO_STAGE:
+            if self._two_stage is None:
+                self._two_stage = TwoStage(self.n_bits, self.codes)
+            hits = self._two_stage.search(codes, depth)
+        else:
+            hits = self.buckets.search(codes, depth, radius, engine)
         return self._results(self._rerank(activations, hits, k) if rerank else hits)
 
     def _rerank(self, activations: np.ndarray, hits: Hits, k: int) -> Hits:

@@ -58,3 +58,21 @@ def test_similar_excludes_the_document_itself(trained_index) -> None:
 def test_bad_search_arguments(trained_index, kwargs, message) -> None:
     with pytest.raises(QueryError, match=message):
         trained_index.search(["space"], **{"k": 5, **kwargs})
+
+
+def test_every_engine_gives_the_same_results_and_two_stage_finds_close_ones(trained_index) -> None:
+    queries = trained_index.texts[:5]
+    exact = trained_index.search(queries, k=20, engine="scan")
+    for engine in ("auto", "buckets", "mih"):
+        assert trained_index.search(queries, k=20, engine=engine) == exact, engine
+    two_stage = trained_index.search(queries, k=20, engine="two-stage")
+    for found, best in zip(two_stage, exact, strict=True):
+        assert len(found) == 20 and found[0].score == best[0].score == 0  # each finds itself
+        assert [r.score for r in found] == sorted(r.score for r in found)
+
+
+def test_unknown_engine_and_two_stage_with_a_radius_are_refused(trained_index) -> None:
+    with pytest.raises(QueryError, match="engine must be one of"):
+        trained_index.search(["space"], engine="fast")
+    with pytest.raises(QueryError, match="two-stage search takes no radius"):
+        trained_index.search(["space"], radius=2, engine="two-stage")
