@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from semhash.codes import hamming, pack
-from semhash.index import DenseIndex, HammingBuckets, LinearScan
+from semhash.index import DenseIndex, HammingBuckets, LinearScan, popcount
+from semhash.index.base import Hits
 from semhash.index.planner import ENGINES
 
 BITS = [8, 16, 24, 32, 64, 128]
@@ -106,3 +107,17 @@ def test_dense_index_matches_numpy_cosine() -> None:
     sims = centred(queries) @ centred(db).T
     assert np.array_equal(hits.positions, np.argsort(-sims, axis=1, kind="stable")[:, :10])
     assert np.allclose(hits.distances, np.sort(sims, axis=1)[:, ::-1][:, :10], atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["c", "numba"])
+@pytest.mark.parametrize("n_bits", BITS)
+def test_both_scan_kernels_equal_brute_force(kernel, n_bits) -> None:
+    if kernel == "c" and popcount.KERNEL != "c":
+        pytest.skip("the C kernel was not built here (no C compiler at install time)")
+    db = clustered_codes(9000, n_bits, seed=8)  # more than two blocks: cores split the codes
+    queries = np.concatenate([random_codes(37, n_bits, seed=9), db[:3]])
+    for batch in (queries, queries[:1], queries[:5]):
+        for k, radius in ((1, None), (100, None), (250, 3)):
+            positions, distances = popcount.top_k(batch, db, k, n_bits, radius, kernel)
+            found = as_lists(Hits(positions, distances))
+            assert found == brute_force(db, batch, k, radius), (len(batch), k, radius)

@@ -1,28 +1,41 @@
-"""The exact Hamming top-k kernel, compiled with numba: XOR, popcount, count-based selection.
+"""The exact Hamming top-k scan: XOR, popcount, count-based selection.
 
-A code of b <= 128 bits is one or two uint64 words.  The database is read in
-blocks that stay in cache while a group of 8 queries passes over them; each core
-takes its own share of the queries (or, for a few queries, of the database).
-Per chunk of codes one branch-free, vectorised pass counts, for each of the 8
-queries, the codes that cannot enter its top k (farther than its ``bound``); only
-a chunk holding a candidate is looked at code by code.
+Two implementations of one algorithm: C (``semhash/_popcount.c``, AVX-512
+VPOPCNTDQ where the CPU has it: about twice the numba speed here, see
+``scripts/bench_search.py``) when a compiler was there at install time, else
+numba.  A code of b <= 128 bits is one or two uint64 words.  The database is
+read in blocks that stay in cache while groups of 8 queries pass over them; each
+core takes its own share of the queries (or, for a few queries, of the
+database).  Per chunk of codes one vectorised pass tests, for each of the 8
+queries, whether any code is within its ``bound``; only such a chunk is looked
+at code by code.
 
-Each query keeps a buffer of candidates in position order.  When it fills, a
-stable counting sort by distance (distances are small integers) keeps the best
-``k`` and lowers ``bound`` to one below the k-th distance: a later code at that
-distance loses the tie to the earlier one.  So every result equals a full sort
-by (distance, position).
+Each query buffers candidates in position order, counting them per distance, and
+keeps ``bound`` one below the k-th smallest buffered distance: a later code at
+that distance loses the tie to the earlier one.  When the buffer fills, a stable
+counting sort by distance (distances are small integers) keeps the best ``k``.
+So every result equals a full sort by (distance, position).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
+
+try:  # the C kernel (semhash/_popcount.c), built at install time where a compiler exists
+    import semhash._popcount as _native
+
+    KERNEL = "c"
+except ImportError:  # no C compiler at install time: the numba kernel does it all
+    KERNEL = "numba"
 
 GROUP = 8  # queries sharing each pass over a chunk of codes
 CHUNK = 64  # codes counted in one vectorised pass
@@ -263,12 +276,18 @@ def _top_k_codes_split(queries, codes, k, n_bits, bound, n_parts):
 
 
 def top_k(
-    queries: np.ndarray, codes: np.ndarray, k: int, n_bits: int, radius: int | None = None
+    queries: np.ndarray,
+    codes: np.ndarray,
+    k: int,
+    n_bits: int,
+    radius: int | None = None,
+    kernel: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` by Hamming distance, ties by position: ``(nq, k)`` positions, distances.
 
     ``queries`` ``(nq, w)`` and ``codes`` ``(n, w)`` are uint64 with w = 1 or 2.
     Padding is -1 where fewer than ``k`` codes lie within ``radius`` (or exist).
+    ``kernel``: "c" or "numba"; the C one when it was built, by default.
     """
     nq = len(queries)
     if nq == 0 or len(codes) == 0:
@@ -280,11 +299,67 @@ def top_k(
     bound = n_bits if radius is None else min(radius, n_bits)
     threads = numba.get_num_threads()
     n_groups = len(padded) // GROUP
-    if n_groups >= 2 * threads:
-        positions, distances, fills = _top_k_queries_split(padded, codes, k, n_bits, bound, threads)
+    split_queries = n_groups >= 2 * threads
+    parts = threads if split_queries else max(1, min(threads, len(codes) // BLOCK))
+    if (kernel or KERNEL) == "numba":
+        split = _top_k_queries_split if split_queries else _top_k_codes_split
+        positions, distances, fills = split(padded, codes, k, n_bits, bound, parts)
+    elif split_queries:
+        positions, distances, fills = _native_queries_split(padded, codes, k, n_bits, bound, parts)
     else:
-        parts = max(1, min(threads, len(codes) // BLOCK))
-        positions, distances, fills = _top_k_codes_split(padded, codes, k, n_bits, bound, parts)
+        positions, distances, fills = _native_codes_split(padded, codes, k, n_bits, bound, parts)
     positions, distances, fills = positions[:nq], distances[:nq], fills[:nq]
     empty = np.arange(k)[None, :] >= fills[:, None]
     return np.where(empty, -1, positions), np.where(empty, -1, distances)
+
+
+def _native_queries_split(queries, codes, k, n_bits, bound, parts):
+    """Each core answers its share of the query groups (the C kernel releases the GIL)."""
+    nq = len(queries)
+    positions = np.empty((nq, k), np.int64)
+    distances = np.empty((nq, k), np.int32)
+    fills = np.empty(nq, np.int64)
+    per = -(-nq // GROUP // parts) * GROUP
+    ranges = [(a, min(nq, a + per)) for a in range(0, nq, per)]
+    list(
+        _threads().map(
+            lambda r: _native.top_k(
+                queries[r[0] : r[1]], codes, codes.shape[1], n_bits, k, bound, 0,
+                positions[r[0] : r[1]], distances[r[0] : r[1]], fills[r[0] : r[1]],
+            ),
+            ranges,
+        )
+    )  # fmt: skip
+    return positions, distances, fills
+
+
+def _native_codes_split(queries, codes, k, n_bits, bound, parts):
+    """Each core scans its share of the codes; the shares' top k merge in position order."""
+    nq, n = len(queries), len(codes)
+    per = -(-n // parts)
+    starts = list(range(0, n, per))
+    positions = np.empty((len(starts), nq, k), np.int64)
+    distances = np.empty((len(starts), nq, k), np.int32)
+    fills = np.empty((len(starts), nq), np.int64)
+    list(
+        _threads().map(
+            lambda i: _native.top_k(
+                queries, codes[starts[i] : starts[i] + per], codes.shape[1], n_bits, k, bound,
+                starts[i], positions[i], distances[i], fills[i],
+            ),
+            range(len(starts)),
+        )
+    )  # fmt: skip
+    positions = positions.transpose(1, 0, 2).reshape(nq, -1)  # parts in position order
+    distances = distances.transpose(1, 0, 2).reshape(nq, -1)
+    order = np.argsort(np.where(distances < 0, n_bits + 1, distances), axis=1, kind="stable")
+    return (
+        np.take_along_axis(positions, order, 1)[:, :k],
+        np.take_along_axis(distances, order, 1)[:, :k],
+        np.minimum(fills.sum(axis=0), k),
+    )
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="semhash-scan")

@@ -1,0 +1,18 @@
+"""The C popcount kernel (semhash/_popcount.c)."""
+
+import numpy as np
+
+KERNEL: str  # "avx512-vpopcntdq" or "portable"
+
+def top_k(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    words: int,
+    n_bits: int,
+    k: int,
+    bound: int,
+    offset: int,
+    out_positions: np.ndarray,
+    out_distances: np.ndarray,
+    out_fills: np.ndarray,
+) -> None: ...

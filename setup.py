@@ -1,0 +1,17 @@
+"""Builds the optional C popcount kernel; everything else is in pyproject.toml.
+
+Without a C compiler the build goes on and semhash uses its numba kernel instead.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "semhash._popcount",
+            ["semhash/_popcount.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+            optional=True,
+        )
+    ]
+)
