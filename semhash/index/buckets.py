@@ -3,8 +3,10 @@
 Documents with the same code share a bucket.  A query probes its own bucket,
 then every code at distance 1, 2, ... by XOR-ing bit-flip masks, stopping once
 it holds ``k`` documents: everything within the probed radius has been seen, so
-the ``k`` nearest are exact.  Probing radius r costs sum C(b, i) lookups; where
-that is dearer than scanning every code, the index scans instead.
+the ``k`` nearest are exact.  Probing radius r costs sum C(b, i) lookups, so
+this index is also where the engines meet: per batch, the planner
+(:mod:`.planner`) picks probing, the popcount scan (:mod:`.popcount`) or
+multi-index hashing (:mod:`.mih`), whichever it expects to be fastest.
 
 Buckets are flat arrays (CSR-like): ``keys_`` sorted bucket keys, ``offsets_``
 into ``members_`` (document positions, ascending within a bucket).

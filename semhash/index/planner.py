@@ -16,12 +16,16 @@ import numpy as np
 
 from semhash.codes import hamming, n_probes
 from semhash.index.mih import MAX_SUBSTRING_BITS, substring_spans, substrings
+from semhash.index.popcount import KERNEL
 
 ENGINES = ("auto", "scan", "buckets", "mih")
 
 # Seconds per operation, per query, batches on 2 cores (scripts/bench_search.py).
-SCAN_PER_CODE = {1: 0.15e-9, 2: 0.25e-9}  # by uint64 words per code, batch of >= 32 queries
-SCAN_PER_CODE_FEW = {1: 0.40e-9, 2: 0.60e-9}  # fewer queries: no cache reuse across queries
+SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 queries
+    "c": {1: 0.07e-9, 2: 0.10e-9},
+    "numba": {1: 0.15e-9, 2: 0.25e-9},
+}
+SCAN_PER_CODE_FEW = {1: 0.45e-9, 2: 0.62e-9}  # fewer queries: memory-bound, either kernel
 PROBE = 100e-9  # one bucket lookup (binary search over the keys)
 MEMBER = 5e-9  # gathering one document out of a probed bucket
 SUBSTRING_PROBE = 40e-9  # one substring-table lookup
@@ -85,7 +89,7 @@ def choose(profile: Profile, n_queries: int, k: int, radius: int | None) -> Plan
 
 def scan_seconds(profile: Profile, n_queries: int) -> float:
     words = (profile.n_bits + 63) // 64
-    per_code = SCAN_PER_CODE if n_queries >= 32 else SCAN_PER_CODE_FEW
+    per_code = SCAN_PER_CODE[KERNEL] if n_queries >= 32 else SCAN_PER_CODE_FEW
     return profile.n * per_code[words]
 
 
