@@ -23,25 +23,3 @@ class Hits(NamedTuple):
 def check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-
-
-def top_k_by_distance(
-    distances: np.ndarray, positions: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest of one query's candidates, ties by position: 1-D arrays in, out."""
-    if len(distances) > k:
-        key = distances.astype(np.int64) * (int(positions.max()) + 1) + positions
-        keep = np.argpartition(key, k - 1)[:k]
-        distances, positions = distances[keep], positions[keep]
-    order = np.lexsort((positions, distances))
-    return distances[order], positions[order]
-
-
-def pad_hits(rows: list[tuple[np.ndarray, np.ndarray]], k: int) -> Hits:
-    """Stack per-query (distances, positions) of length <= k into padded ``Hits``."""
-    positions = np.full((len(rows), k), -1, dtype=np.int64)
-    distances = np.full((len(rows), k), -1, dtype=np.int32)
-    for i, (d, p) in enumerate(rows):
-        positions[i, : len(p)] = p
-        distances[i, : len(d)] = d
-    return Hits(positions, distances)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from semhash.codes import hamming, pack, unpack
-from semhash.index.base import Hits, check_k, top_k_by_distance
+from semhash.codes import pack, unpack
+from semhash.index.base import Hits, check_k
 from semhash.index.buckets import HammingBuckets
 
 ADDRESS_BITS = 16
@@ -36,11 +36,12 @@ class TwoStage:
         """The best ``k`` of at least ``candidates`` address neighbours, ties by position."""
         check_k(k)
         near = self.addresses.search(self.address(queries), max(k, candidates), engine="buckets")
-        positions = np.full((len(queries), k), -1, dtype=np.int64)
-        distances = np.full((len(queries), k), -1, dtype=np.int32)
-        for i, found in enumerate(near.positions):
-            found = found[found >= 0]
-            full = hamming(queries[i : i + 1], self.codes[found])[0]
-            d, p = top_k_by_distance(full, found, k)
-            positions[i, : len(p)], distances[i, : len(d)] = p, d
+        found = near.positions  # (nq, c), -1 padding
+        xor = self.codes[np.maximum(found, 0)] ^ queries[:, None, :]
+        full = np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
+        key = np.where(found >= 0, full * (len(self.codes) + 1) + found, np.iinfo(np.int64).max)
+        best = np.sort(key, axis=1)[:, :k]  # by (distance, position)
+        valid = best < np.iinfo(np.int64).max
+        positions = np.where(valid, best % (len(self.codes) + 1), -1)
+        distances = np.where(valid, best // (len(self.codes) + 1), -1).astype(np.int32)
         return Hits(positions, distances)
