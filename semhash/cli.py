@@ -184,6 +184,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "id": result.id,
         "score": result.score,
         "labels": list(result.labels),
+        "title": result.title,
         "snippet": result.snippet,
     }
 
@@ -193,11 +194,31 @@ def _print_results(results: Sequence[Result], score_name: str) -> None:
         click.echo("no results")
         return
     width = max(len(r.id) for r in results)
-    click.echo(f"{'rank':>4}  {score_name:>6}  {'id':<{width}}  labels / snippet")
+    click.echo(f"{'rank':>4}  {score_name:>6}  {'id':<{width}}  [labels] title")
     for r in results:
         score = f"{r.score:.3f}" if score_name == "score" else f"{int(r.score)}"
         labels = ",".join(r.labels) or "-"
-        click.echo(f"{r.rank:>4}  {score:>6}  {r.id:<{width}}  [{labels}] {r.snippet[:100]}")
+        click.echo(f"{r.rank:>4}  {score:>6}  {r.id:<{width}}  [{labels}] {r.title[:100]}")
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, help="TCP port.")
+@user_errors
+def serve(index_dir: Path, host: str, port: int) -> None:
+    """Serve INDEX_DIR: a JSON API and a search page at http://HOST:PORT/.
+
+    Endpoints: /search?q=&k=&radius=&dense=&rerank=&engine=, /similar/DOC_ID,
+    /doc/DOC_ID, /health, /info.
+
+    Example: semhash serve index/ --port 8000
+    """
+    from semhash.serve import serve as run  # starlette and uvicorn load only here
+
+    loaded = SemanticIndex.load(index_dir)
+    click.echo(f"serving {len(loaded)} documents from {index_dir} at http://{host}:{port}/")
+    run(loaded, host, port)
 
 
 @main.command(name="eval")

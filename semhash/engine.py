@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ TWO_STAGE = "two-stage"
 
 logger = logging.getLogger(__name__)
 SNIPPET_CHARS = 160
+TITLE_CHARS = 100
+_HEADER = re.compile(r"^([A-Za-z][\w.-]*): ?(.*)$")
 
 
 class QueryError(ValueError):
@@ -40,6 +43,7 @@ class Result:
     id: str
     score: float
     labels: tuple[str, ...]
+    title: str
     snippet: str
 
 
@@ -189,7 +193,7 @@ class SemanticIndex:
         depth = rerank + 1 if rerank else 0  # one more candidate: the document itself
         results = self._search(query, k + 1, radius, dense, depth, engine)[0]
         others = [r for r in results if r.id != doc_id][:k]
-        return [Result(i + 1, r.id, r.score, r.labels, r.snippet) for i, r in enumerate(others)]
+        return [replace(r, rank=i + 1) for i, r in enumerate(others)]
 
     def position(self, doc_id: str) -> int:
         position = self.docs.position(doc_id)
@@ -263,7 +267,7 @@ class SemanticIndex:
             records = [self.docs.record(p) for p in positions if p >= 0]
             out.append(
                 [
-                    Result(rank + 1, r.id, float(s), r.labels, snippet(r.text))
+                    Result(rank + 1, r.id, float(s), r.labels, title(r.text), snippet(r.text))
                     for rank, (r, s) in enumerate(zip(records, scores, strict=False))
                 ]
             )
@@ -300,7 +304,32 @@ class SemanticIndex:
         return layout.problems(cls, Path(path))
 
 
+def title(text: str, chars: int = TITLE_CHARS) -> str:
+    """A one-line title: the Subject of a mail/Usenet header, else the body's first line."""
+    headers, body = split_headers(text)
+    line = headers.get("subject") or next((ln for ln in body.splitlines() if ln.strip()), "")
+    return _shorten(" ".join(line.split()), chars)
+
+
 def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
-    """The text's first ``chars`` characters on one line."""
-    line = " ".join(text.split())
+    """The first ``chars`` characters of the text's body (after any mail headers), one line."""
+    return _shorten(" ".join(split_headers(text)[1].split()), chars)
+
+
+def split_headers(text: str) -> tuple[dict[str, str], str]:
+    """Leading ``Name: value`` lines (two or more, as in mail and Usenet posts), and the rest."""
+    lines = text.lstrip("\n").split("\n")
+    headers: dict[str, str] = {}
+    count = 0
+    for line in lines:
+        match = _HEADER.match(line)
+        if not (match or (count and line[:1] in (" ", "\t") and line.strip())):
+            break  # neither a header nor a header's continuation line
+        if match:
+            headers.setdefault(match.group(1).lower(), match.group(2).strip())
+        count += 1
+    return (headers, "\n".join(lines[count:])) if count >= 2 else ({}, text)
+
+
+def _shorten(line: str, chars: int) -> str:
     return line if len(line) <= chars else line[: chars - 1] + "…"
