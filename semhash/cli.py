@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from semhash.batch import FORMATS, read_queries, search_all, write
 from semhash.corpus import CorpusError, load_corpus
 from semhash.engine import TWO_STAGE, QueryError, Result, SemanticIndex
 from semhash.hasher import HasherConfig
@@ -147,8 +148,25 @@ def index(
     help="Hamming search: auto picks the fastest exact one; two-stage is approximate.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--batch",
+    type=click.Path(path_type=Path),
+    help="Answer every query in this file (one per line, or .jsonl with id and text).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="Output of --batch: JSON lines, or a TREC run file (qid Q0 docid rank score tag).",
+)
+@click.option("--tag", default="semhash", show_default=True, help="Run tag of a TREC run.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write --batch results here.")
+@click.pass_obj
 @user_errors
 def query(
+    obj: dict[str, Any],
     index_dir: Path,
     text: str | None,
     like: str | None,
@@ -158,14 +176,34 @@ def query(
     rerank: int,
     engine: str,
     as_json: bool,
+    batch: Path | None,
+    fmt: str,
+    tag: str,
+    output: Path | None,
 ) -> None:
-    """Search INDEX_DIR for documents like TEXT (or like an indexed document).
+    r"""Search INDEX_DIR for documents like TEXT, like an indexed document, or a file of queries.
 
-    Example: semhash query index/ "nasa space shuttle launch" -k 5
+    \b
+    Examples:
+      semhash query index/ "nasa space shuttle launch" -k 5
+      semhash query index/ --like train/sci.space/60233 --json
+      semhash query index/ --batch queries.txt --format trec -k 100 -o run.trec
     """
-    if (text is None) == (like is None):
-        raise click.UsageError("give either TEXT or --like DOC_ID")
+    if sum(x is not None for x in (text, like, batch)) != 1:
+        raise click.UsageError("give exactly one of TEXT, --like DOC_ID or --batch FILE")
     loaded = SemanticIndex.load(index_dir)
+    if batch is not None:
+        started = time.perf_counter()
+        queries = read_queries(batch)
+        options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine}
+        hits = search_all(loaded, queries, k, **options)
+        hamming_bits = None if dense or rerank else loaded.n_bits
+        with click.open_file(str(output or "-"), "w", encoding="utf-8", atomic=True) as out:
+            written = write(out, hits, fmt, tag, hamming_bits)
+        if obj["progress"]:
+            seconds = time.perf_counter() - started
+            click.echo(f"answered {written} queries in {seconds:.1f} s", err=True)
+        return
     if like is not None:
         results = loaded.similar(like, k, radius, dense, rerank, engine)
     else:
