@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -257,6 +257,35 @@ def serve(index_dir: Path, host: str, port: int) -> None:
     loaded = SemanticIndex.load(index_dir)
     click.echo(f"serving {len(loaded)} documents from {index_dir} at http://{host}:{port}/")
     run(loaded, host, port)
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.argument("doc_id")
+@click.option("-k", default=10, show_default=True, help="Number of neighbours.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
+    """Show which words drive DOC_ID's code, bit by bit, and its nearest neighbours.
+
+    Example: semhash explain index/ train/sci.space/60233
+    """
+    from semhash.explain import explain as explain_doc
+
+    found = explain_doc(SemanticIndex.load(index_dir), doc_id, k=k)
+    if as_json:
+        neighbours = [_result_dict(r) for r in found.neighbours]
+        click.echo(json.dumps({**asdict(found), "neighbours": neighbours}, indent=2))
+        return
+    click.echo(f"{found.doc_id}  [{', '.join(found.labels)}]  {found.title}")
+    click.echo(f"code            {found.code}")
+    click.echo("code words      " + ", ".join(w for w, _ in found.code_words))
+    click.echo("document words  " + ", ".join(w for w, _ in found.document_words))
+    click.echo("active bits")
+    for bit, words in found.bit_words:
+        click.echo(f"  bit {bit:>3}       {', '.join(words)}")
+    click.echo("nearest neighbours")
+    _print_results(found.neighbours, "dist")
 
 
 @main.command(name="eval")

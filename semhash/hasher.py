@@ -138,6 +138,13 @@ class SemanticHasher:
             code_scale=cfg.code_scale,
         )
 
+    def word_scores(self, codes: np.ndarray) -> np.ndarray:
+        """The decoder's log-probability of every word for each ``(n, b)`` code in [0, 1]."""
+        model = self._require_model()
+        with torch.no_grad():
+            logits = model.decoder(torch.as_tensor(codes, dtype=torch.float32))
+            return torch.log_softmax(logits, dim=-1).numpy()
+
     def _require_model(self) -> SemanticHashingAutoencoder:
         if self.model is None:
             raise RuntimeError("the hasher is not trained: call fit() first")

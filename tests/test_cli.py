@@ -186,3 +186,58 @@ def test_check_reports_each_damaged_file(cli_index, tmp_path) -> None:
     assert "docs.jsonl: checksum mismatch" in result.output
     assert "ids.npy: " in result.output and "(truncated?)" in result.output
     assert "2 problem(s) found" in result.output
+
+
+def test_batch_queries_as_trec_run_and_json_lines(cli_index, tmp_path) -> None:
+    queries = tmp_path / "queries.txt"
+    queries.write_text("space shuttle launch\n\ngun control laws\nqwxzv\n")
+    run_file = tmp_path / "run.trec"
+    result = run("query", str(cli_index), "--batch", str(queries), "--format", "trec", "-k", "7",
+                 "-o", str(run_file), "--tag", "mine")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in run_file.read_text().splitlines()]
+    assert {line[0] for line in lines} == {"1", "3"} and len(lines) == 14  # line 4: no known word
+    for qid in ("1", "3"):
+        mine = [line for line in lines if line[0] == qid]
+        assert [int(line[3]) for line in mine] == list(range(1, 8))
+        scores = [float(line[4]) for line in mine]
+        assert scores == sorted(scores, reverse=True) and all(s <= 16 for s in scores)
+        assert all(line[1] == "Q0" and line[5] == "mine" for line in mine)
+    direct = json.loads(
+        run("query", str(cli_index), "gun control laws", "-k", "7", "--json").output
+    )
+    assert [line[2] for line in lines if line[0] == "3"] == [r["id"] for r in direct["results"]]
+
+    jsonl = tmp_path / "queries.jsonl"
+    jsonl.write_text('{"id": "q-a", "text": "windows drivers"}\n{"qid": 9, "query": "hockey"}\n')
+    result = run("-q", "query", str(cli_index), "--batch", str(jsonl), "-k", "3")
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["qid"] for r in rows] == ["q-a", "9"] and all(len(r["results"]) == 3 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": 1, "text": "ok"}\nnot json\n', "queries.jsonl:2: not JSON"),
+        ('{"id": 1}\n', "queries.jsonl:1: missing 'text'"),
+        ('{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "query id '1' appears twice"),
+        ("\n\n", "no queries"),
+    ],
+)
+def test_bad_query_files_are_named(cli_index, tmp_path, content, message) -> None:
+    path = tmp_path / "queries.jsonl"
+    path.write_text(content)
+    result = run("query", str(cli_index), "--batch", str(path))
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_explain_shows_code_words_bits_and_neighbours(cli_index, corpus_file) -> None:
+    doc_id = json.loads(corpus_file.read_text().splitlines()[0])["id"]
+    payload = json.loads(run("explain", str(cli_index), doc_id, "-k", "3", "--json").output)
+    assert payload["doc_id"] == doc_id and len(payload["code"]) == 16
+    assert len(payload["code_words"]) == 12 and len(payload["neighbours"]) == 3
+    active = [i for i, bit in enumerate(payload["code"]) if bit == "1"]
+    assert [bit for bit, _ in payload["bit_words"]] == active
+    text = run("explain", str(cli_index), doc_id).output
+    assert "code words" in text and "nearest neighbours" in text
+    assert run("explain", str(cli_index), "no-such-id").exit_code == 1
