@@ -24,6 +24,7 @@ from semhash.engine import TWO_STAGE, QueryError, Result, SemanticIndex
 from semhash.hasher import HasherConfig
 from semhash.index.planner import ENGINES
 from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
+from semhash.report import Report
 from semhash.store import MANIFEST, IndexFormatError, check_target, read_version
 from semhash.text import VectorizerConfig
 from semhash.train import TrainConfig
@@ -299,7 +300,7 @@ def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     default="semhash-eval.json",
     show_default=True,
-    help="Where to write the JSON report.",
+    help="A .json file for the numbers, or a folder for an HTML report with plots.",
 )
 @click.pass_obj
 @user_errors
@@ -325,9 +326,17 @@ def eval_(
     """
     if k < 1:
         raise click.BadParameter(f"must be at least 1, got {k}", param_hint="-k")
-    if report.is_dir() or not report.parent.is_dir():
-        problem = "is a folder" if report.is_dir() else "is in a folder that does not exist"
-        raise click.BadParameter(f"{report} {problem}; give a JSON file", param_hint="--report")
+    html = report.suffix != ".json"
+    if not report.parent.is_dir() or (report.is_dir() != html and report.exists()):
+        problem = (
+            "is in a folder that does not exist"
+            if not report.parent.is_dir()
+            else "is a file; give a folder for an HTML report"
+            if html
+            else "is a folder; give a .json file or a folder name"
+        )
+        raise click.BadParameter(f"{report} {problem}", param_hint="--report")
+    collected = Report() if html else None
     is_index = (Path(target) / MANIFEST).exists()
     bit_lengths = _parse_bits(bits or "32")
     if is_index:
@@ -339,7 +348,7 @@ def eval_(
             )
     click.echo(table_header(k))
     if is_index:
-        rows = evaluate_index(loaded, k=k, baselines=not no_baselines)
+        rows = evaluate_index(loaded, k=k, baselines=not no_baselines, report=collected)
         for row in rows:
             click.echo(table_line(row))
         source: dict[str, Any] = {"index": target}
@@ -355,10 +364,17 @@ def eval_(
             obj["progress"],
             device,
             on_row=lambda row: click.echo(table_line(row)),  # each row as soon as it is measured
+            report=collected,
         )
         source = {"corpus": target, "config": config.to_dict()}
-    _write_json(report, {**source, "k": k, "rows": [r.to_dict() for r in rows]})
-    click.echo(f"report written to {report}")
+    summary = {**source, "k": k, "rows": [r.to_dict() for r in rows]}
+    if collected is None:
+        _write_json(report, summary)
+        click.echo(f"report written to {report}")
+    else:
+        click.echo("drawing the report's plots…", err=True)
+        page = collected.write(report, summary)
+        click.echo(f"report written to {page} (plots and report.json beside it)")
 
 
 def _parse_bits(bits: str) -> list[int]:

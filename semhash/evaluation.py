@@ -9,7 +9,7 @@ the tied documents, which needs no random numbers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -74,10 +74,8 @@ def mean_precision(
     rng = np.random.default_rng(seed)
     randoms, aware = [], []
     db_t = db_labels.T.tocsc()
-    for start in range(0, query_labels.shape[0], block):
-        rows = slice(start, min(start + block, query_labels.shape[0]))
-        relevant = (query_labels[rows] @ db_t).toarray() > 0
-        r, t = precision_at_k(distance_block(rows), relevant, k, rng)
+    for distances, relevant in _blocks(distance_block, query_labels, db_t, block):
+        r, t = precision_at_k(distances, relevant, k, rng)
         randoms.append(r)
         aware.append(t)
     return Precision(float(np.concatenate(randoms).mean()), float(np.concatenate(aware).mean()))
@@ -113,3 +111,69 @@ def cosine_precision(
         return -np.asarray(sims.toarray() if sp.issparse(sims) else sims)
 
     return mean_precision(negative_similarity, query_labels, db_labels, k, seed=seed)
+
+
+def precision_curve(
+    distance_block: Callable[[slice], np.ndarray],
+    query_labels: sp.csr_matrix,
+    db_labels: sp.csr_matrix,
+    max_k: int = 1000,
+    block: int = 256,
+    seed: int = 0,
+) -> np.ndarray:
+    """Mean precision@k for every k = 1..max_k (ties broken at random): ``(max_k,)``."""
+    rng = np.random.default_rng(seed)
+    max_k = min(max_k, db_labels.shape[0])
+    total = np.zeros(max_k)
+    db_t = db_labels.T.tocsc()
+    for distances, relevant in _blocks(distance_block, query_labels, db_t, block):
+        if np.issubdtype(distances.dtype, np.integer):
+            distances = distances + 0.5 * rng.random(distances.shape)
+        top = np.argpartition(distances, max_k - 1, axis=1)[:, :max_k]
+        order = np.argsort(np.take_along_axis(distances, top, axis=1), axis=1)
+        hits = np.take_along_axis(relevant, np.take_along_axis(top, order, axis=1), axis=1)
+        total += (np.cumsum(hits, axis=1) / np.arange(1, max_k + 1)).sum(axis=0)
+    return total / query_labels.shape[0]
+
+
+def radius_curve(
+    query_codes: np.ndarray,
+    db_codes: np.ndarray,
+    query_labels: sp.csr_matrix,
+    db_labels: sp.csr_matrix,
+    n_bits: int,
+    block: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of "everything within Hamming radius r", r = 0..b, over all queries.
+
+    Pooled over queries: precision = relevant retrieved / retrieved, recall =
+    relevant retrieved / relevant (NaN precision where nothing is retrieved).
+    """
+    retrieved = np.zeros(n_bits + 1)
+    relevant_retrieved = np.zeros(n_bits + 1)
+    n_relevant = 0
+    db_t = db_labels.T.tocsc()
+
+    def distances(rows: slice) -> np.ndarray:
+        return hamming(query_codes[rows], db_codes)
+
+    for dist, relevant in _blocks(distances, query_labels, db_t, block):
+        retrieved += np.bincount(dist.ravel(), minlength=n_bits + 1)[: n_bits + 1]
+        relevant_retrieved += np.bincount(dist[relevant], minlength=n_bits + 1)[: n_bits + 1]
+        n_relevant += int(relevant.sum())
+    retrieved, relevant_retrieved = np.cumsum(retrieved), np.cumsum(relevant_retrieved)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(retrieved > 0, relevant_retrieved / retrieved, np.nan)
+    return precision, relevant_retrieved / max(n_relevant, 1)
+
+
+def _blocks(
+    distance_block: Callable[[slice], np.ndarray],
+    query_labels: sp.csr_matrix,
+    db_t: sp.csc_matrix,
+    block: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(distances, relevance) of ``block`` queries at a time."""
+    for start in range(0, query_labels.shape[0], block):
+        rows = slice(start, min(start + block, query_labels.shape[0]))
+        yield distance_block(rows), (query_labels[rows] @ db_t).toarray() > 0

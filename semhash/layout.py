@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from semhash.documents import Documents
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.buckets import HammingBuckets
 from semhash.text import Vectorizer
+from semhash.train import History
 
 if TYPE_CHECKING:
     from semhash.engine import SemanticIndex
@@ -47,6 +49,7 @@ def save(index: SemanticIndex, path: Path, overwrite: bool) -> str:
         "n_docs": len(index),
         "vocab_size": index.hasher.vectorizer.vocab_size,
         "config": index.hasher.config.to_dict(),
+        "history": asdict(index.hasher.history),
         "stats": index.stats(),
     }
     writers = {
@@ -126,6 +129,7 @@ def _hasher(manifest: dict[str, Any], folder: Path) -> SemanticHasher:
     hasher = SemanticHasher(HasherConfig.from_dict(manifest["config"]))
     hasher.vectorizer = Vectorizer.from_dict(store.load_json(folder / "vocab.json"))
     hasher.load_weights(store.load_tensors(folder / "model.safetensors"))
+    hasher.history = History(**manifest.get("history", {}))  # older indexes kept none
     return hasher
 
 

@@ -20,6 +20,7 @@ from semhash.engine import SemanticIndex
 from semhash.evaluation import Precision, cosine_precision, hamming_precision, label_matrix
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.dense import centred_unit_rows
+from semhash.report import Report
 from semhash.text import Vectorizer
 
 
@@ -51,7 +52,7 @@ class Split:
     test_labels: sp.csr_matrix
 
 
-def make_split(corpus: Corpus) -> Split:
+def make_split(corpus: Corpus, report: Report | None = None) -> Split:
     """Split by the documents' ``split`` field; both parts must exist and carry labels."""
     train, test = corpus.split("train"), corpus.split("test")
     if not len(train) or not len(test):
@@ -61,21 +62,30 @@ def make_split(corpus: Corpus) -> Split:
     vocabulary = {
         label: i for i, label in enumerate(sorted({x for ls in corpus.labels for x in ls}))
     }
-    return Split(
+    split = Split(
         train, test, label_matrix(train.labels, vocabulary), label_matrix(test.labels, vocabulary)
     )
+    if report is not None:
+        report.use_split(split.test_labels, split.train_labels, list(test.labels))
+    return split
 
 
-def evaluate_index(index: SemanticIndex, k: int = 100, baselines: bool = True) -> list[Row]:
+def evaluate_index(
+    index: SemanticIndex, k: int = 100, baselines: bool = True, report: Report | None = None
+) -> list[Row]:
     """Score an index's stored codes, with baselines at its bit length."""
     corpus = Corpus(index.ids, index.texts, index.labels, index.splits)
-    split = make_split(corpus)
+    split = make_split(corpus, report)
     train = np.array([s == "train" for s in index.splits])
     test = np.array([s == "test" for s in index.splits])
-    rows = [_hamming_row("semhash", index.n_bits, index.codes[test], index.codes[train], split, k)]
-    rows.append(_dense_row(index.activations[test], index.activations[train], split, k))
+    activations = np.asarray(index.activations)
+    codes = np.asarray(index.codes)
+    rows = [_hamming_row("semhash", index.n_bits, codes[test], codes[train], split, k, report)]
+    rows.append(_dense_row(activations[test], activations[train], split, k, report))
+    if report is not None:
+        report.add_model(index.n_bits, codes[train], activations[test], index.hasher.history)
     if baselines:
-        rows += baseline_rows(index.hasher.vectorizer, split, [index.n_bits], k)
+        rows += baseline_rows(index.hasher.vectorizer, split, [index.n_bits], k, report)
     return rows
 
 
@@ -88,9 +98,10 @@ def evaluate_corpus(
     progress: bool = False,
     device: str = "cpu",
     on_row: Callable[[Row], None] | None = None,
+    report: Report | None = None,
 ) -> list[Row]:
     """Train one model per bit length on the train split and score it, with baselines."""
-    split = make_split(corpus)
+    split = make_split(corpus, report)
     config = config or HasherConfig()
     rows: list[Row] = []
     vectorizer = None
@@ -100,49 +111,71 @@ def evaluate_corpus(
         hasher.fit(split.train.texts, progress=progress, device=device)
         db, queries = hasher.activations(split.train.texts), hasher.activations(split.test.texts)
         seconds = time.perf_counter() - start
-        row = _hamming_row("semhash", n_bits, pack(binarize(queries)), pack(binarize(db)), split, k)
+        db_codes = pack(binarize(db))
+        row = _hamming_row("semhash", n_bits, pack(binarize(queries)), db_codes, split, k, report)
         rows.append(replace(row, seconds=seconds))
+        if report is not None:
+            report.add_model(n_bits, db_codes, queries, hasher.history)
         if on_row:
             on_row(rows[-1])
         vectorizer = hasher.vectorizer
     if baselines and vectorizer is not None:
-        for row in baseline_rows(vectorizer, split, bits, k):
+        for row in baseline_rows(vectorizer, split, bits, k, report):
             rows.append(row)
             if on_row:
                 on_row(row)
     return rows
 
 
-def baseline_rows(vectorizer: Vectorizer, split: Split, bits: Sequence[int], k: int) -> list[Row]:
+def baseline_rows(
+    vectorizer: Vectorizer,
+    split: Split,
+    bits: Sequence[int],
+    k: int,
+    report: Report | None = None,
+) -> list[Row]:
     """Exact TF-IDF cosine once, then LSH and ITQ at each bit length."""
     db = vectorizer.weight(vectorizer.counts(split.train.texts))
     queries = vectorizer.weight(vectorizer.counts(split.test.texts))
     start = time.perf_counter()
     p = cosine_precision(queries, db, split.test_labels, split.train_labels, k)
     rows = [_row("tfidf-cosine (exact)", 0, p, start)]
+    if report is not None:
+        report.add_cosine("tfidf-cosine (exact)", 0, queries, db)
     for n_bits in bits:
         for name, hasher in (("lsh", RandomHyperplaneLSH(n_bits)), ("itq", ITQ(n_bits))):
             start = time.perf_counter()
             hasher.fit(db)
-            p = hamming_precision(
-                hasher.encode(queries), hasher.encode(db), split.test_labels, split.train_labels, k
-            )
-            rows.append(_row(name, n_bits, p, start))
+            codes = hasher.encode(queries), hasher.encode(db)
+            rows.append(_hamming_row(name, n_bits, *codes, split, k, report, start))
     return rows
 
 
 def _hamming_row(
-    name: str, n_bits: int, queries: np.ndarray, db: np.ndarray, split: Split, k: int
+    name: str,
+    n_bits: int,
+    queries: np.ndarray,
+    db: np.ndarray,
+    split: Split,
+    k: int,
+    report: Report | None,
+    start: float | None = None,
 ) -> Row:
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     p = hamming_precision(queries, db, split.test_labels, split.train_labels, k)
+    if report is not None:
+        report.add_hamming(name, n_bits, queries, db)
     return _row(name, n_bits, p, start)
 
 
-def _dense_row(queries: np.ndarray, db: np.ndarray, split: Split, k: int) -> Row:
+def _dense_row(
+    queries: np.ndarray, db: np.ndarray, split: Split, k: int, report: Report | None
+) -> Row:
     start = time.perf_counter()
     q, d = centred_unit_rows(queries), centred_unit_rows(db)
     p = cosine_precision(q, d, split.test_labels, split.train_labels, k)
+    if report is not None:
+        report.add_cosine("semhash-dense (cosine)", queries.shape[1], q, d)
     return _row("semhash-dense (cosine)", queries.shape[1], p, start)
 
 

@@ -88,6 +88,26 @@ def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
     ]
 
 
+def test_eval_html_report_has_every_plot_and_curve(corpus_file, tmp_path) -> None:
+    folder = tmp_path / "report"
+    args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3"]
+    result = run(*args, "--report", str(folder))
+    assert result.exit_code == 0, result.output
+    plots = ["precision_at_k", "precision_recall", "bit_usage", "bucket_sizes", "loss", "map"]
+    for name in plots:
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    page = (folder / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == len(plots)  # self-contained
+    data = json.loads((folder / "report.json").read_text())
+    curves = data["precision_at_k"]
+    assert set(curves) >= {"semhash 8b", "semhash 16b", "itq 16b", "tfidf-cosine (exact)"}
+    assert all(len(c) == 800 and 0 <= min(c) <= max(c) <= 1 for c in curves.values())  # k <= n
+    recall = data["radius"]["semhash 16b"]["recall"]
+    assert len(recall) == 17 and recall == sorted(recall) and recall[-1] == 1.0
+    bad = run(*args, "--report", str(corpus_file))  # a file where a folder is wanted
+    assert bad.exit_code == 2 and "is a file" in bad.output
+
+
 def test_info(cli_index) -> None:
     info = json.loads(run("info", str(cli_index), "--json").output)
     assert info["n_bits"] == 16 and info["n_docs"] == 950 and info["format_version"] == 2
