@@ -95,6 +95,7 @@ def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) 
 @model_options
 @click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
 @click.option("--force", is_flag=True, help="Replace an existing index at OUTPUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 @user_errors
 def index(
@@ -109,6 +110,7 @@ def index(
     device: str,
     labels_from_folders: bool,
     force: bool,
+    as_json: bool,
 ) -> None:
     """Train a hasher on CORPUS and index its documents.
 
@@ -122,9 +124,14 @@ def index(
     docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
     built = SemanticIndex.build(docs, config, progress=obj["progress"], device=device)
     built.save(output, overwrite=force)
-    click.echo(
+    seconds = time.perf_counter() - started
+    summary = {"index": str(output), "documents": len(built), "n_bits": bits}
+    summary |= {"buckets": built.buckets.n_buckets, "seconds": round(seconds, 1)}
+    _done(
+        as_json,
         f"indexed {len(built)} documents as {bits}-bit codes in {output} "
-        f"({built.buckets.n_buckets} buckets, {time.perf_counter() - started:.0f} s)"
+        f"({built.buckets.n_buckets} buckets, {seconds:.0f} s)",
+        summary,
     )
 
 
@@ -217,6 +224,11 @@ def query(
         _print_results(results, "score" if dense or rerank else "dist")
 
 
+def _done(as_json: bool, message: str, summary: dict[str, Any]) -> None:
+    """The command's final line: a sentence, or the same facts as JSON."""
+    click.echo(json.dumps(summary) if as_json else message)
+
+
 def _result_dict(result: Result) -> dict[str, Any]:
     return {
         "rank": result.rank,
@@ -302,6 +314,7 @@ def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
     show_default=True,
     help="A .json file for the numbers, or a folder for an HTML report with plots.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON, not a table.")
 @click.pass_obj
 @user_errors
 def eval_(
@@ -316,6 +329,7 @@ def eval_(
     device: str,
     no_baselines: bool,
     report: Path,
+    as_json: bool,
 ) -> None:
     """Precision@k of test documents querying train documents (a hit shares a label).
 
@@ -346,11 +360,14 @@ def eval_(
                 f"{target} holds {loaded.n_bits}-bit codes; --bits {bits} does not match",
                 param_hint="--bits",
             )
-    click.echo(table_header(k))
+    started = time.perf_counter()
+    show = (lambda row: None) if as_json else (lambda row: click.echo(table_line(row)))
+    if not as_json:
+        click.echo(table_header(k))
     if is_index:
         rows = evaluate_index(loaded, k=k, baselines=not no_baselines, report=collected)
         for row in rows:
-            click.echo(table_line(row))
+            show(row)
         source: dict[str, Any] = {"index": target}
     else:
         config = hasher_config(bit_lengths[0], vocab, epochs, seed, strip_newsgroup)
@@ -363,18 +380,20 @@ def eval_(
             not no_baselines,
             obj["progress"],
             device,
-            on_row=lambda row: click.echo(table_line(row)),  # each row as soon as it is measured
+            on_row=show,  # each row as soon as it is measured
             report=collected,
         )
         source = {"corpus": target, "config": config.to_dict()}
     summary = {**source, "k": k, "rows": [r.to_dict() for r in rows]}
     if collected is None:
         _write_json(report, summary)
-        click.echo(f"report written to {report}")
+        written = f"{report}"
     else:
-        click.echo("drawing the report's plots…", err=True)
-        page = collected.write(report, summary)
-        click.echo(f"report written to {page} (plots and report.json beside it)")
+        if obj["progress"]:
+            click.echo("drawing the report's plots…", err=True)
+        written = f"{collected.write(report, summary)} (plots and report.json beside it)"
+    seconds = time.perf_counter() - started
+    _done(as_json, f"report written to {written} ({seconds:.0f} s)", summary)
 
 
 def _parse_bits(bits: str) -> list[int]:
@@ -416,10 +435,16 @@ def _write_json(path: Path, obj: Any) -> None:
 @click.argument("corpus")
 @click.option("--no-replace", is_flag=True, help="Refuse ids already indexed instead of replacing.")
 @click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 @user_errors
 def add(
-    obj: dict[str, Any], index_dir: Path, corpus: str, no_replace: bool, labels_from_folders: bool
+    obj: dict[str, Any],
+    index_dir: Path,
+    corpus: str,
+    no_replace: bool,
+    labels_from_folders: bool,
+    as_json: bool,
 ) -> None:
     """Encode CORPUS with the index's trained model and add its documents (no retraining).
 
@@ -428,27 +453,36 @@ def add(
 
     Example: semhash add index/ new-posts.jsonl
     """
+    started = time.perf_counter()
     docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
     with SemanticIndex.update(index_dir) as opened:
         replaced = opened.add(docs, replace=not no_replace, progress=obj["progress"])
-    click.echo(
+    seconds = time.perf_counter() - started
+    _done(
+        as_json,
         f"added {len(docs) - replaced} documents, replaced {replaced}; "
-        f"{index_dir} now holds {len(opened)}"
+        f"{index_dir} now holds {len(opened)} ({seconds:.1f} s)",
+        {"added": len(docs) - replaced, "replaced": replaced, "documents": len(opened)},
     )
 
 
 @main.command()
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.argument("doc_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @user_errors
-def remove(index_dir: Path, doc_ids: tuple[str, ...]) -> None:
+def remove(index_dir: Path, doc_ids: tuple[str, ...], as_json: bool) -> None:
     """Remove documents by id (an unknown id removes nothing and exits 1).
 
     Example: semhash remove index/ train/sci.space/60154 train/sci.space/60155
     """
     with SemanticIndex.update(index_dir) as opened:
         opened.remove(doc_ids)
-    click.echo(f"removed {len(doc_ids)} documents; {index_dir} now holds {len(opened)}")
+    _done(
+        as_json,
+        f"removed {len(doc_ids)} documents; {index_dir} now holds {len(opened)}",
+        {"removed": len(doc_ids), "documents": len(opened)},
+    )
 
 
 @main.command()
@@ -474,8 +508,9 @@ def info(index_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @user_errors
-def check(index_dir: Path) -> None:
+def check(index_dir: Path, as_json: bool) -> None:
     """Verify every file's checksum and that codes, buckets and documents agree.
 
     Exits 1 and prints one line per problem when anything is wrong.
@@ -483,11 +518,14 @@ def check(index_dir: Path) -> None:
     Example: semhash check index/
     """
     found = SemanticIndex.check(index_dir)
+    if as_json:
+        click.echo(json.dumps({"index": str(index_dir), "ok": not found, "problems": found}))
     for problem in found:
         click.echo(problem, err=True)
     if found:
         raise click.ClickException(f"{index_dir}: {len(found)} problem(s) found")
-    click.echo(f"{index_dir}: ok")
+    if not as_json:
+        click.echo(f"{index_dir}: ok")
 
 
 @main.command()
@@ -497,7 +535,10 @@ def check(index_dir: Path) -> None:
 @click.option("--epochs", default=TrainConfig.epochs, show_default=True)
 @click.pass_context
 def demo(ctx: click.Context, output: Path, epochs: int) -> None:
-    """Index the bundled 20 Newsgroups at 32 bits, run two queries, evaluate precision@100."""
+    """Index the bundled 20 Newsgroups at 32 bits, query and explain it, write an HTML report.
+
+    Example: semhash demo -o semhash-demo/
+    """
     steps: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
         (
             "index",
@@ -512,10 +553,11 @@ def demo(ctx: click.Context, output: Path, epochs: int) -> None:
         ),
         ("query", query, {"index_dir": output, "text": "nasa space shuttle launch orbit", "k": 5}),
         ("query --like", query, {"index_dir": output, "like": "test/rec.autos/103007", "k": 5}),
+        ("explain", explain, {"index_dir": output, "doc_id": "test/rec.autos/103007", "k": 3}),
         (
             "eval",
             eval_,
-            {"target": str(output), "report": output.with_name(f"{output.name}-eval.json")},
+            {"target": str(output), "report": output.with_name(f"{output.name}-report")},
         ),
     ]
     for title, command, kwargs in steps:

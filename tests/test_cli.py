@@ -144,7 +144,8 @@ def test_info(cli_index) -> None:
         (["remove", "{idx}", "no-such-id"], "no document with id 'no-such-id'"),
         (["check", "{tmp}"], "not a semhash index"),
         (["index", "{idx}", "-o", "{tmp}/o"], "is a semhash index folder, not a corpus"),
-        (["eval", "{corpus}", "--report", "{tmp}"], "is a folder; give a JSON file"),
+        (["eval", "{corpus}", "--report", "{corpus}"], "is a file; give a folder"),
+        (["eval", "{corpus}", "--report", "{tmp}/no/r.json"], "folder that does not exist"),
         (["eval", "{corpus}", "--report", "{tmp}/o/r.json"], "folder that does not exist"),
     ],
 )
@@ -169,7 +170,10 @@ def test_bad_input_is_one_line_and_nonzero_exit(
 
 def test_query_needs_text_or_like(cli_index) -> None:
     result = run("query", str(cli_index))
-    assert result.exit_code == 2 and "give either TEXT or --like" in result.output
+    assert (
+        result.exit_code == 2
+        and "give exactly one of TEXT, --like DOC_ID or --batch" in result.output
+    )
 
 
 def test_add_replace_remove_and_check(cli_index, tmp_path) -> None:
@@ -261,3 +265,26 @@ def test_explain_shows_code_words_bits_and_neighbours(cli_index, corpus_file) ->
     text = run("explain", str(cli_index), doc_id).output
     assert "code words" in text and "nearest neighbours" in text
     assert run("explain", str(cli_index), "no-such-id").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["index", "query", "serve", "eval", "explain", "add", "remove", "info", "check", "demo"],
+)
+def test_every_command_has_help_with_an_example(command) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Example" in result.output, command
+
+
+def test_json_summaries(cli_index, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(cli_index, copy)
+    assert json.loads(run("check", str(copy), "--json").output) == {
+        "index": str(copy), "ok": True, "problems": [],
+    }  # fmt: skip
+    doc = json.loads(run("query", str(copy), "space", "-k", "1", "--json").output)["results"][0]
+    removed = json.loads(run("remove", str(copy), doc["id"], "--json").output)
+    assert removed == {"removed": 1, "documents": 949}
+    rows = json.loads(run("eval", str(copy), "--json", "--no-baselines",
+                          "--report", str(tmp_path / "r.json")).output)["rows"]  # fmt: skip
+    assert [r["method"] for r in rows] == ["semhash", "semhash-dense (cosine)"]

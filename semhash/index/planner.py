@@ -20,16 +20,19 @@ from semhash.index.popcount import KERNEL
 
 ENGINES = ("auto", "scan", "buckets", "mih")
 
-# Seconds per operation, per query, batches on 2 cores (scripts/bench_search.py).
+# Seconds per operation and query, fitted to scripts/bench_search.py's timings (2 cores).
 SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 queries
-    "c": {1: 0.07e-9, 2: 0.10e-9},
+    "c": {1: 0.065e-9, 2: 0.095e-9},
     "numba": {1: 0.15e-9, 2: 0.25e-9},
 }
 SCAN_PER_CODE_FEW = {1: 0.45e-9, 2: 0.62e-9}  # fewer queries: memory-bound, either kernel
 PROBE = 100e-9  # one bucket lookup (binary search over the keys)
-MEMBER = 5e-9  # gathering one document out of a probed bucket
-SUBSTRING_PROBE = 40e-9  # one substring-table lookup
-CANDIDATE = 10e-9  # full distance of one multi-index candidate (a random access)
+MEMBER = 25e-9  # gathering and sorting one document of a probed bucket
+SUBSTRING_PROBE = 100e-9  # one substring-table lookup
+CANDIDATE = 25e-9  # full distance of one multi-index candidate, codes in cache
+CANDIDATE_FAR = 80e-9  # the same when the codes outgrow the cache (a miss each)
+CACHED_BYTES = 16 << 20
+FEW = 32  # fewer queries than this run on one core in the probing engines
 _SAMPLE_QUERIES, _SAMPLE_CODES = 64, 32768
 
 
@@ -72,24 +75,28 @@ class Plan:
     seconds: dict[str, float]  # estimated seconds per query of each engine
 
     def describe(self) -> str:
-        costs = ", ".join(f"{name} {s * 1e6:.0f} µs" for name, s in self.seconds.items())
+        costs = ", ".join(
+            f"{name} {s * 1e6:.0f} µs" if s < 1 else f"{name} > 1 s"
+            for name, s in self.seconds.items()
+        )
         return f"{self.engine} (radius ~{self.radius}; estimated per query: {costs})"
 
 
 def choose(profile: Profile, n_queries: int, k: int, radius: int | None) -> Plan:
     """The engine expected to answer this batch fastest."""
     r = profile.radius_for(k) if radius is None else radius
+    one_core = 2.0 if n_queries < FEW else 1.0
     seconds = {
         "scan": scan_seconds(profile, n_queries),
-        "buckets": bucket_seconds(profile, r),
-        "mih": mih_seconds(profile, r),
+        "buckets": one_core * bucket_seconds(profile, r),
+        "mih": one_core * mih_seconds(profile, r),
     }
     return Plan(min(seconds, key=seconds.__getitem__), r, seconds)
 
 
 def scan_seconds(profile: Profile, n_queries: int) -> float:
     words = (profile.n_bits + 63) // 64
-    per_code = SCAN_PER_CODE[KERNEL] if n_queries >= 32 else SCAN_PER_CODE_FEW
+    per_code = SCAN_PER_CODE[KERNEL] if n_queries >= FEW else SCAN_PER_CODE_FEW
     return profile.n * per_code[words]
 
 
@@ -105,7 +112,8 @@ def mih_seconds(profile: Profile, radius: int) -> float:
     widths = spans[:, 1] - spans[:, 0]
     probes = sum(sum(math.comb(int(w), i) for i in range(min(s, int(w)) + 1)) for w in widths)
     candidates = m * profile.n * profile.substring_within[s]
-    return probes * SUBSTRING_PROBE + candidates * CANDIDATE
+    far = profile.n * 8 * ((profile.n_bits + 63) // 64) > CACHED_BYTES
+    return probes * SUBSTRING_PROBE + candidates * (CANDIDATE_FAR if far else CANDIDATE)
 
 
 def _cumulative(counts: np.ndarray) -> np.ndarray:

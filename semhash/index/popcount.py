@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -37,6 +37,7 @@ try:  # the C kernel (semhash/_popcount.c), built at install time where a compil
 except ImportError:  # no C compiler at install time: the numba kernel does it all
     KERNEL = "numba"
 
+_SPLIT_WORK = 1_000_000  # code-query pairs worth waking other cores for (~100 µs to wake them)
 GROUP = 8  # queries sharing each pass over a chunk of codes
 CHUNK = 64  # codes counted in one vectorised pass
 BLOCK = 4096  # codes kept in cache while every query group passes over them
@@ -297,7 +298,7 @@ def top_k(
     padded = np.ascontiguousarray(padded, dtype=np.uint64)
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     bound = n_bits if radius is None else min(radius, n_bits)
-    threads = numba.get_num_threads()
+    threads = numba.get_num_threads() if nq * len(codes) >= _SPLIT_WORK else 1
     n_groups = len(padded) // GROUP
     split_queries = n_groups >= 2 * threads
     parts = threads if split_queries else max(1, min(threads, len(codes) // BLOCK))
@@ -321,14 +322,12 @@ def _native_queries_split(queries, codes, k, n_bits, bound, parts):
     fills = np.empty(nq, np.int64)
     per = -(-nq // GROUP // parts) * GROUP
     ranges = [(a, min(nq, a + per)) for a in range(0, nq, per)]
-    list(
-        _threads().map(
-            lambda r: _native.top_k(
-                queries[r[0] : r[1]], codes, codes.shape[1], n_bits, k, bound, 0,
-                positions[r[0] : r[1]], distances[r[0] : r[1]], fills[r[0] : r[1]],
-            ),
-            ranges,
-        )
+    _each(
+        lambda r: _native.top_k(
+            queries[r[0] : r[1]], codes, codes.shape[1], n_bits, k, bound, 0,
+            positions[r[0] : r[1]], distances[r[0] : r[1]], fills[r[0] : r[1]],
+        ),
+        ranges,
     )  # fmt: skip
     return positions, distances, fills
 
@@ -341,14 +340,12 @@ def _native_codes_split(queries, codes, k, n_bits, bound, parts):
     positions = np.empty((len(starts), nq, k), np.int64)
     distances = np.empty((len(starts), nq, k), np.int32)
     fills = np.empty((len(starts), nq), np.int64)
-    list(
-        _threads().map(
-            lambda i: _native.top_k(
-                queries, codes[starts[i] : starts[i] + per], codes.shape[1], n_bits, k, bound,
-                starts[i], positions[i], distances[i], fills[i],
-            ),
-            range(len(starts)),
-        )
+    _each(
+        lambda i: _native.top_k(
+            queries, codes[starts[i] : starts[i] + per], codes.shape[1], n_bits, k, bound,
+            starts[i], positions[i], distances[i], fills[i],
+        ),
+        range(len(starts)),
     )  # fmt: skip
     positions = positions.transpose(1, 0, 2).reshape(nq, -1)  # parts in position order
     distances = distances.transpose(1, 0, 2).reshape(nq, -1)
@@ -358,6 +355,14 @@ def _native_codes_split(queries, codes, k, n_bits, bound, parts):
         np.take_along_axis(distances, order, 1)[:, :k],
         np.minimum(fills.sum(axis=0), k),
     )
+
+
+def _each(work: Callable[[Any], None], items: Sequence[Any]) -> None:
+    """Run ``work`` on every item, one core each (the C kernel releases the GIL)."""
+    if len(items) == 1:
+        work(items[0])
+    else:
+        list(_threads().map(work, items))
 
 
 @functools.cache
