@@ -27,6 +27,7 @@ SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 que
 }
 SCAN_PER_CODE_FEW = {1: 0.45e-9, 2: 0.62e-9}  # fewer queries: memory-bound, either kernel
 PROBE = 100e-9  # one bucket lookup (binary search over the keys)
+PROBE_FAR = 400e-9  # the same when the keys outgrow the cache
 MEMBER = 25e-9  # gathering and sorting one document of a probed bucket
 SUBSTRING_PROBE = 100e-9  # one substring-table lookup
 CANDIDATE = 25e-9  # full distance of one multi-index candidate, codes in cache
@@ -102,7 +103,8 @@ def scan_seconds(profile: Profile, n_queries: int) -> float:
 
 def bucket_seconds(profile: Profile, radius: int) -> float:
     found = profile.n * profile.within[radius]
-    return n_probes(profile.n_bits, radius) * PROBE + found * MEMBER
+    probe = PROBE_FAR if profile.n * 8 > CACHED_BYTES else PROBE
+    return n_probes(profile.n_bits, radius) * probe + found * MEMBER
 
 
 def mih_seconds(profile: Profile, radius: int) -> float:
