@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from semhash.engine import Result, SemanticIndex
 
@@ -71,14 +72,19 @@ def _json_query(path: Path, n: int, line: str) -> Query:
 
 
 def search_all(
-    index: SemanticIndex, queries: Sequence[Query], k: int, **options: Any
+    index: SemanticIndex,
+    queries: Sequence[Query],
+    k: int,
+    progress: bool = False,
+    **options: Any,
 ) -> Iterator[tuple[Query, list[Result]]]:
     """Each query with its results; a query with no known word gets none, with a warning."""
     counts = index.hasher.vectorizer.counts([q.text for q in queries])
     known = np.asarray(counts.sum(axis=1)).ravel() > 0
     if not known.all():
         logger.warning("%d queries have no word in the index's vocabulary", int((~known).sum()))
-    for start in range(0, len(queries), CHUNK):
+    starts = range(0, len(queries), CHUNK)
+    for start in tqdm(starts, desc="queries", unit="block", disable=not progress):
         chunk = range(start, min(start + CHUNK, len(queries)))
         searchable = [i for i in chunk if known[i]]
         found = (

@@ -204,7 +204,7 @@ def query(
         started = time.perf_counter()
         queries = read_queries(batch)
         options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine}
-        hits = search_all(loaded, queries, k, **options)
+        hits = search_all(loaded, queries, k, obj["progress"], **options)
         hamming_bits = None if dense or rerank else loaded.n_bits
         with click.open_file(str(output or "-"), "w", encoding="utf-8", atomic=True) as out:
             written = write(out, hits, fmt, tag, hamming_bits)
@@ -301,6 +301,58 @@ def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
     _print_results(found.neighbours, "dist")
 
 
+@main.command()
+@click.argument("corpus")
+@click.option(
+    "--index",
+    "index_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The index whose trained model encodes.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Parquet file to write."
+)
+@click.option("--workers", default=2, show_default=True, help="Local Dask worker processes.")
+@click.option("--scheduler", help="Address of a running Dask scheduler (instead of --workers).")
+@click.option("--chunk", default=5000, show_default=True, help="Documents per task.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@user_errors
+def encode(
+    corpus: str,
+    index_dir: Path,
+    out: Path,
+    workers: int,
+    scheduler: str | None,
+    chunk: int,
+    as_json: bool,
+) -> None:
+    """Encode CORPUS with an index's model on a Dask cluster into Parquet (id, code, labels).
+
+    The corpus is streamed in chunks, never loaded whole; codes are the same bytes a
+    single process would compute.  Needs the scale extra: pip install 'semhash[scale]'.
+
+    Example: semhash encode big.jsonl.gz --index index/ --out codes.parquet --workers 2
+    """
+    try:
+        from semhash.encode import encode_to_parquet
+    except ImportError as err:
+        raise click.ClickException(
+            f"semhash encode needs Dask and pyarrow ({err.name} is missing): "
+            "pip install 'semhash[scale]'"
+        ) from None
+    if workers < 1 or chunk < 1:
+        raise click.BadParameter("--workers and --chunk must be at least 1")
+    started = time.perf_counter()
+    count = encode_to_parquet(index_dir, corpus, out, workers, scheduler, chunk)
+    seconds = time.perf_counter() - started
+    _done(
+        as_json,
+        f"encoded {count} documents into {out} ({seconds:.1f} s, {count / seconds:.0f} docs/s)",
+        {"documents": count, "out": str(out), "seconds": round(seconds, 2)},
+    )
+
+
 @main.command(name="eval")
 @click.argument("target")
 @click.option("--bits", help="Bit lengths to train, e.g. 8,16,32,64,128 (default 32).")
@@ -389,9 +441,8 @@ def eval_(
         _write_json(report, summary)
         written = f"{report}"
     else:
-        if obj["progress"]:
-            click.echo("drawing the report's plots…", err=True)
-        written = f"{collected.write(report, summary)} (plots and report.json beside it)"
+        page = collected.write(report, summary, progress=obj["progress"])
+        written = f"{page} (plots and report.json beside it)"
     seconds = time.perf_counter() - started
     _done(as_json, f"report written to {written} ({seconds:.0f} s)", summary)
 

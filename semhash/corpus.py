@@ -21,6 +21,11 @@ SPLITS = ("train", "test")
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "corpora"
 
 
+Document = tuple[str, str, tuple[str, ...], str]  # id, text, labels, split
+_JSONL = (".jsonl", ".jsonl.gz", ".json", ".ndjson")
+_CSV = (".csv", ".csv.gz")
+
+
 class CorpusError(ValueError):
     """The input corpus cannot be read; the message names file and line."""
 
@@ -70,32 +75,70 @@ def load_corpus(source: str | Path, labels_from_folders: bool = False) -> Corpus
     >>> load_corpus("20newsgroups").ids[0]
     'train/alt.atheism/49960'
     """
-    path = Path(source)
-    if not path.exists():
-        bundled = BUNDLED_DIR / f"{source}.jsonl.gz"
-        if bundled.exists():
-            path = bundled
-        else:
-            names = ", ".join(bundled_corpora()) or "none"
-            raise CorpusError(f"{source}: no such file or folder, nor a bundled corpus ({names})")
-    if path.is_dir() and (path / "manifest.json").exists():
-        raise CorpusError(f"{path}: is a semhash index folder, not a corpus")
-    if path.is_dir():
-        corpus = _read_folder(path, labels_from_folders)
-    elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".ndjson")):
-        corpus = _read_jsonl(path)
-    elif path.name.endswith((".csv", ".csv.gz")):
-        corpus = _read_csv(path)
-    else:
-        raise CorpusError(f"{path}: unknown corpus format (expected .jsonl, .csv or a folder)")
+    path = corpus_path(source)
+    corpus = _columns(list(documents(path, labels_from_folders)))
     if not corpus.ids:
         raise CorpusError(f"{path}: the corpus is empty")
     _check_unique(corpus.ids, path)
     return corpus
 
 
-def _read_jsonl(path: Path) -> Corpus:
-    ids, texts, labels, splits = [], [], [], []
+def iter_corpus(
+    source: str | Path, chunk_size: int, labels_from_folders: bool = False
+) -> Iterator[Corpus]:
+    """The corpus in chunks of ``chunk_size`` documents, read as it goes, never whole.
+
+    Ids are checked for duplicates across chunks (only the ids are kept in memory).
+    """
+    path = corpus_path(source)
+    seen: set[str] = set()
+    chunk: list[Document] = []
+    for document in documents(path, labels_from_folders):
+        if document[0] in seen:
+            raise CorpusError(f"{path}: duplicate document id {document[0]!r}")
+        seen.add(document[0])
+        chunk.append(document)
+        if len(chunk) == chunk_size:
+            yield _columns(chunk)
+            chunk = []
+    if chunk:
+        yield _columns(chunk)
+    if not seen:
+        raise CorpusError(f"{path}: the corpus is empty")
+
+
+def corpus_path(source: str | Path) -> Path:
+    """The file or folder ``source`` names: a path, or a bundled corpus's name."""
+    path = Path(source)
+    if not path.exists():
+        bundled = BUNDLED_DIR / f"{source}.jsonl.gz"
+        if bundled.exists():
+            return bundled
+        names = ", ".join(bundled_corpora()) or "none"
+        raise CorpusError(f"{source}: no such file or folder, nor a bundled corpus ({names})")
+    if path.is_dir() and (path / "manifest.json").exists():
+        raise CorpusError(f"{path}: is a semhash index folder, not a corpus")
+    if not path.is_dir() and not path.name.endswith(_JSONL + _CSV):
+        raise CorpusError(f"{path}: unknown corpus format (expected .jsonl, .csv or a folder)")
+    return path
+
+
+def documents(path: Path, labels_from_folders: bool = False) -> Iterator[Document]:
+    """Each document of a corpus file or folder as (id, text, labels, split), in order."""
+    if path.is_dir():
+        return _read_folder(path, labels_from_folders)
+    if path.name.endswith(_JSONL):
+        return _read_jsonl(path)
+    return _read_csv(path)
+
+
+def _columns(rows: Sequence[Document]) -> Corpus:
+    return Corpus(
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+    )
+
+
+def _read_jsonl(path: Path) -> Iterator[Document]:
     for line_no, line in _lines(path):
         if not line.strip():
             continue
@@ -106,39 +149,40 @@ def _read_jsonl(path: Path) -> Corpus:
             raise CorpusError(f"{where}: not valid JSON ({err.msg})") from None
         if not isinstance(row, dict):
             raise CorpusError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        ids.append(_field_id(row, where, default=str(line_no)))
-        texts.append(_field_text(row, where))
-        labels.append(_field_labels(row, where))
-        splits.append(_field_split(row, where))
-    return Corpus(ids, texts, labels, splits)
+        yield (
+            _field_id(row, where, default=str(line_no)),
+            _field_text(row, where),
+            _field_labels(row, where),
+            _field_split(row, where),
+        )
 
 
-def _read_csv(path: Path) -> Corpus:
+def _read_csv(path: Path) -> Iterator[Document]:
     """A header row naming ``text`` (and optionally ``id``, ``labels``, ``split``).
 
     Several labels in one cell are separated by ``;``.
     """
     reader = csv.DictReader(line for _, line in _lines(path))
     try:
-        return _csv_rows(reader, path)
+        yield from _csv_rows(reader, path)
     except csv.Error as err:
         raise CorpusError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
 
 
-def _csv_rows(reader: csv.DictReader, path: Path) -> Corpus:
+def _csv_rows(reader: csv.DictReader, path: Path) -> Iterator[Document]:
     if reader.fieldnames is None or "text" not in reader.fieldnames:
         raise CorpusError(f"{path}, line 1: the header has no 'text' column")
-    ids, texts, labels, splits = [], [], [], []
     for row in reader:
         where = f"{path}, line {reader.line_num}"
         if row["text"] is None:
             raise CorpusError(f"{where}: fewer cells than the header names")
-        ids.append(row.get("id") or str(reader.line_num))
-        texts.append(row["text"])
         cell = row.get("labels") or ""
-        labels.append(tuple(label.strip() for label in cell.split(";") if label.strip()))
-        splits.append(_field_split({"split": row.get("split") or ""}, where))
-    return Corpus(ids, texts, labels, splits)
+        yield (
+            row.get("id") or str(reader.line_num),
+            row["text"],
+            tuple(label.strip() for label in cell.split(";") if label.strip()),
+            _field_split({"split": row.get("split") or ""}, where),
+        )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -188,20 +232,14 @@ def _field_split(row: dict, where: str) -> str:
     return str(value)
 
 
-def _read_folder(root: Path, labels_from_folders: bool) -> Corpus:
-    files = sorted(p for p in root.rglob("*.txt") if p.is_file())
-    ids = [p.relative_to(root).as_posix() for p in files]
-    texts = []
-    for p in files:
+def _read_folder(root: Path, labels_from_folders: bool) -> Iterator[Document]:
+    for p in sorted(p for p in root.rglob("*.txt") if p.is_file()):
         raw = p.read_bytes()
         text = raw.decode("utf-8", errors="replace")
         if "\ufffd" in text and b"\xef\xbf\xbd" not in raw:
             logger.warning("%s: replaced bytes that were not UTF-8", p)
-        texts.append(text)
-    labels: list[tuple[str, ...]] = [
-        (p.parent.name,) if labels_from_folders and p.parent != root else () for p in files
-    ]
-    return Corpus(ids, texts, labels, [""] * len(files))
+        label = (p.parent.name,) if labels_from_folders and p.parent != root else ()
+        yield p.relative_to(root).as_posix(), text, label, ""
 
 
 def _check_unique(ids: list[str], path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from semhash.codes import hamming, unpack
 from semhash.evaluation import precision_curve, radius_curve
@@ -86,13 +87,13 @@ class Report:
     ) -> None:
         self.models.append(Model(n_bits, db_codes, query_activations, history))
 
-    def write(self, folder: Path, summary: dict[str, Any]) -> Path:
+    def write(self, folder: Path, summary: dict[str, Any], progress: bool = False) -> Path:
         """Draw every plot into ``folder`` and write ``index.html`` there; returns its path."""
         import matplotlib
 
         matplotlib.use("Agg")
         folder.mkdir(parents=True, exist_ok=True)
-        curves = self._precision_curves()
+        curves = self._precision_curves(progress)
         radius = self._radius_curves()
         figures = {
             "precision_at_k.png": ("Precision@k, k = 1..1000", _plot_precision(curves)),
@@ -124,10 +125,10 @@ class Report:
         page.write_text(_html(summary, images, folder), encoding="utf-8")
         return page
 
-    def _precision_curves(self) -> dict[str, np.ndarray]:
+    def _precision_curves(self, progress: bool) -> dict[str, np.ndarray]:
         return {
             _label(m): precision_curve(_distances(m), self.query_labels, self.db_labels, MAX_K)
-            for m in self.methods
+            for m in tqdm(self.methods, desc="report curves", unit="method", disable=not progress)
         }
 
     def _radius_curves(self) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:

@@ -20,7 +20,7 @@ from numba import njit, prange
 from semhash.codes import flip_masks, n_probes
 from semhash.index.base import Hits, check_k
 from semhash.index.mih import MultiIndexHashing
-from semhash.index.planner import ENGINES, Plan, Profile, choose
+from semhash.index.planner import ENGINES, FEW, Plan, Profile, choose
 from semhash.index.scan import LinearScan
 
 _MAX_PROBES = 2_000_000  # flip masks held in memory for one probing radius
@@ -50,6 +50,7 @@ class HammingBuckets:
         self.scan = LinearScan(n_bits)
         self._masks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._profile: Profile | None = None  # built on first use, dropped by every change
+        self._plans: dict[tuple[bool, int, int | None], Plan] = {}
         self._mih: MultiIndexHashing | None = None
         self._rebuild()
 
@@ -142,7 +143,10 @@ class HammingBuckets:
         """The engine ``search(engine="auto")`` uses for such a batch, with its estimates."""
         if self._profile is None:
             self._profile = Profile.of(self.codes, self.n_bits)
-        return choose(self._profile, n_queries, k, radius)
+        key = (n_queries >= FEW, k, radius)  # all a plan depends on, besides the codes
+        if key not in self._plans:
+            self._plans[key] = choose(self._profile, n_queries, k, radius)
+        return self._plans[key]
 
     @property
     def mih(self) -> MultiIndexHashing:
@@ -182,6 +186,7 @@ class HammingBuckets:
 
     def _rebuild(self) -> None:
         self._profile = None
+        self._plans = {}
         self._mih = None
         codes = self.codes
         keys = bucket_keys(codes)

@@ -294,8 +294,9 @@ def top_k(
     if nq == 0 or len(codes) == 0:
         return np.full((nq, k), -1, np.int64), np.full((nq, k), -1, np.int32)
     fill_up = -nq % GROUP if nq > 1 else 0  # one query scans alone
-    padded = np.concatenate([queries, np.repeat(queries[-1:], fill_up, axis=0)])
-    padded = np.ascontiguousarray(padded, dtype=np.uint64)
+    padded = np.ascontiguousarray(queries, dtype=np.uint64)
+    if fill_up:
+        padded = np.concatenate([padded, np.repeat(padded[-1:], fill_up, axis=0)])
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     bound = n_bits if radius is None else min(radius, n_bits)
     threads = numba.get_num_threads() if nq * len(codes) >= _SPLIT_WORK else 1
