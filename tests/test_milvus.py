@@ -1,0 +1,71 @@
+"""The Milvus backend (Milvus Lite) against brute force: add, replace, remove, filter, radius."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus", reason="the Milvus backend needs: pip install 'semhash[milvus]'")
+pytest.importorskip("milvus_lite", reason="local Milvus tests need Milvus Lite (semhash[milvus])")
+
+from semhash.codes import hamming, pack  # noqa: E402
+from semhash.index.milvus import MilvusCodes, MilvusError  # noqa: E402
+
+
+def clustered(n: int, n_bits: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.random((6, n_bits)) < 0.5
+    return pack(centres[rng.integers(0, 6, n)] ^ (rng.random((n, n_bits)) < 0.05))
+
+
+def expected(ids, codes, labels, queries, k, radius=None, label=None):
+    """Brute force, ties by id."""
+    out = []
+    for row in hamming(queries, codes):
+        pairs = sorted(
+            (int(d), i)
+            for d, i, ls in zip(row, ids, labels, strict=True)
+            if (radius is None or d <= radius) and (label is None or label in ls)
+        )
+        out.append([(i, d) for d, i in pairs[:k]])
+    return out
+
+
+@pytest.fixture
+def collection(tmp_path):
+    return MilvusCodes(str(tmp_path / "milvus.db"), "docs", 64)
+
+
+def test_search_add_replace_remove_filter_radius_equal_brute_force(collection) -> None:
+    codes = clustered(600, 64, seed=1)  # many ties: exercises the cut at the k-th distance
+    ids = [f"doc-{i}" for i in range(600)]
+    labels = [("even",) if i % 2 == 0 else ("odd", "x") for i in range(600)]
+    collection.upsert(ids, codes, labels)
+    queries = np.concatenate([codes[:3], clustered(3, 64, seed=2)])
+    assert len(collection) == 600
+    assert collection.search(queries, 25) == expected(ids, codes, labels, queries, 25)
+    assert collection.search(queries, 1000, radius=4) == expected(
+        ids, codes, labels, queries, 1000, radius=4
+    )
+    assert collection.search(queries, 10, filter='labels like "%odd%"') == expected(
+        ids, codes, labels, queries, 10, label="odd"
+    )
+
+    collection.upsert(ids[:5], codes[100:105], labels[:5])  # re-adding replaces
+    codes = codes.copy()
+    codes[:5] = codes[100:105]
+    collection.delete(ids[-50:])
+    ids, codes, labels = ids[:-50], codes[:-50], labels[:-50]
+    assert len(collection) == 550
+    assert collection.search(queries, 30) == expected(ids, codes, labels, queries, 30)
+
+
+def test_wrong_dimension_unreachable_and_odd_bits_are_one_clear_error(tmp_path) -> None:
+    uri = str(tmp_path / "m.db")
+    MilvusCodes(uri, "docs", 64).upsert(["a"], clustered(1, 64, seed=3), [()])
+    with pytest.raises(MilvusError, match="holds 64-bit codes, not 32-bit"):
+        MilvusCodes(uri, "docs", 32)
+    with pytest.raises(MilvusError, match="cannot reach Milvus"):
+        MilvusCodes("http://127.0.0.1:9", "docs", 64)
+    with pytest.raises(MilvusError, match="whole bytes"):
+        MilvusCodes(uri, "other", 12)
