@@ -22,6 +22,7 @@ from semhash.batch import FORMATS, read_queries, search_all, write
 from semhash.corpus import CorpusError, load_corpus
 from semhash.engine import TWO_STAGE, QueryError, Result, SemanticIndex
 from semhash.hasher import HasherConfig
+from semhash.index.milvus import MilvusError
 from semhash.index.planner import ENGINES
 from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
 from semhash.report import Report
@@ -30,7 +31,9 @@ from semhash.text import VectorizerConfig
 from semhash.train import TrainConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-USER_ERRORS = (CorpusError, IndexFormatError, QueryError, ProtocolError, ValueError, OSError)
+USER_ERRORS = (
+    CorpusError, IndexFormatError, QueryError, ProtocolError, MilvusError, ValueError, OSError,
+)  # fmt: skip
 
 
 def user_errors(command: F) -> F:
@@ -95,6 +98,15 @@ def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) 
 @model_options
 @click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
 @click.option("--force", is_flag=True, help="Replace an existing index at OUTPUT.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "milvus"]),
+    default="local",
+    show_default=True,
+    help="Also keep the codes in Milvus, and search there.",
+)
+@click.option("--uri", help="Milvus address (http://host:19530) or a Milvus Lite file (.db).")
+@click.option("--collection", help="Milvus collection (default: the index folder's name).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 @user_errors
@@ -110,19 +122,29 @@ def index(
     device: str,
     labels_from_folders: bool,
     force: bool,
+    backend: str,
+    uri: str | None,
+    collection: str | None,
     as_json: bool,
 ) -> None:
-    """Train a hasher on CORPUS and index its documents.
+    r"""Train a hasher on CORPUS and index its documents.
 
     CORPUS is a bundled corpus name, a .jsonl(.gz) file or a folder of .txt files.
 
-    Example: semhash index 20newsgroups -o index/ --bits 32
+    \b
+    Examples:
+      semhash index 20newsgroups -o index/ --bits 32
+      semhash index 20newsgroups -o index/ --backend milvus --uri milvus.db
     """
+    if backend == "milvus" and not uri:
+        raise click.UsageError("--backend milvus needs --uri")
     started = time.perf_counter()
     config = hasher_config(bits, vocab, epochs, seed, strip_newsgroup)
     check_target(output, overwrite=force)  # fail before training, not after
     docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
     built = SemanticIndex.build(docs, config, progress=obj["progress"], device=device)
+    if backend == "milvus" and uri:
+        built.use_milvus(_milvus_uri(uri), collection or output.resolve().name)
     built.save(output, overwrite=force)
     seconds = time.perf_counter() - started
     summary = {"index": str(output), "documents": len(built), "n_bits": bits}
@@ -170,6 +192,8 @@ def index(
     help="Output of --batch: JSON lines, or a TREC run file (qid Q0 docid rank score tag).",
 )
 @click.option("--tag", default="semhash", show_default=True, help="Run tag of a TREC run.")
+@click.option("--filter", "filter_", help="Milvus backend: a boolean expression over labels, id.")
+@click.option("--label", help="Milvus backend: only documents with this label.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write --batch results here.")
 @click.pass_obj
 @user_errors
@@ -188,6 +212,8 @@ def query(
     fmt: str,
     tag: str,
     output: Path | None,
+    filter_: str | None,
+    label: str | None,
 ) -> None:
     r"""Search INDEX_DIR for documents like TEXT, like an indexed document, or a file of queries.
 
@@ -200,10 +226,12 @@ def query(
     if sum(x is not None for x in (text, like, batch)) != 1:
         raise click.UsageError("give exactly one of TEXT, --like DOC_ID or --batch FILE")
     loaded = SemanticIndex.load(index_dir)
+    where = " and ".join(f"({x})" for x in (filter_, label and _label_filter(label)) if x) or None
     if batch is not None:
         started = time.perf_counter()
         queries = read_queries(batch)
         options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine}
+        options["filter"] = where
         hits = search_all(loaded, queries, k, obj["progress"], **options)
         hamming_bits = None if dense or rerank else loaded.n_bits
         with click.open_file(str(output or "-"), "w", encoding="utf-8", atomic=True) as out:
@@ -213,15 +241,29 @@ def query(
             click.echo(f"answered {written} queries in {seconds:.1f} s", err=True)
         return
     if like is not None:
-        results = loaded.similar(like, k, radius, dense, rerank, engine)
+        results = loaded.similar(like, k, radius, dense, rerank, engine, where)
     else:
-        results = loaded.search([str(text)], k, radius, dense, rerank, engine)[0]
+        results = loaded.search([str(text)], k, radius, dense, rerank, engine, where)[0]
     if as_json:
         click.echo(
             json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]})
         )
     else:
         _print_results(results, "score" if dense or rerank else "dist")
+
+
+def _label_filter(label: str) -> str:
+    """Milvus expression: ``label`` is one of the ';'-joined labels."""
+    quoted = json.dumps(label)[1:-1]
+    return (
+        f'labels == "{quoted}" or labels like "{quoted};%" '
+        f'or labels like "%;{quoted}" or labels like "%;{quoted};%"'
+    )
+
+
+def _milvus_uri(uri: str) -> str:
+    """A Milvus Lite file as an absolute path (the index may be opened from elsewhere)."""
+    return uri if "://" in uri else str(Path(uri).resolve())
 
 
 def _done(as_json: bool, message: str, summary: dict[str, Any]) -> None:

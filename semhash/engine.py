@@ -20,6 +20,7 @@ from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
 from semhash.index.dense import DenseIndex, centred_unit_rows
+from semhash.index.milvus import MilvusCodes, MilvusError
 from semhash.index.planner import ENGINES
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
 
@@ -71,6 +72,8 @@ class SemanticIndex:
         self.created = created
         self._dense: DenseIndex | None = None  # built from the activations on first use
         self._two_stage: TwoStage | None = None  # likewise, from the codes
+        self.backend: dict[str, str] | None = None  # where else the codes live (Milvus)
+        self._milvus: MilvusCodes | None = None
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -129,8 +132,11 @@ class SemanticIndex:
             first = corpus.ids[int(np.flatnonzero(old >= 0)[0])]
             raise QueryError(f"document id {first!r} is already in the index")
         activations = self.hasher.activations(corpus.texts, progress=progress)
+        codes = pack(binarize(activations))
+        if self.backend is not None:  # the server first: a failure there changes nothing here
+            self.milvus.upsert(corpus.ids, codes, corpus.labels)
         self._delete(old[old >= 0])
-        self.buckets.add(pack(binarize(activations)))
+        self.buckets.add(codes)
         self.activations = np.concatenate([self.activations, activations])
         self.docs.append(Documents.from_corpus(corpus))
         self._dense = self._two_stage = None
@@ -142,7 +148,26 @@ class SemanticIndex:
         if np.any(positions < 0):
             missing = list(doc_ids)[int(np.flatnonzero(positions < 0)[0])]
             raise QueryError(f"no document with id {missing!r} in the index")
+        if self.backend is not None:
+            self.milvus.delete(list(doc_ids))
         self._delete(positions)
+
+    def use_milvus(self, uri: str, collection: str) -> None:
+        """Keep the codes in a Milvus collection too, and search there (see :mod:`.milvus`)."""
+        self.backend = {"kind": "milvus", "uri": uri, "collection": collection}
+        self._milvus = None
+        records = self.docs.records()
+        self.milvus.upsert(
+            [r.id for r in records], np.asarray(self.codes), [r.labels for r in records]
+        )
+
+    @property
+    def milvus(self) -> MilvusCodes:
+        if self.backend is None:
+            raise QueryError("this index keeps its codes locally only (no Milvus backend)")
+        if self._milvus is None:
+            self._milvus = MilvusCodes(self.backend["uri"], self.backend["collection"], self.n_bits)
+        return self._milvus
 
     def _delete(self, positions: np.ndarray) -> None:
         if len(positions) == 0:
@@ -162,6 +187,7 @@ class SemanticIndex:
         dense: bool = False,
         rerank: int = 0,
         engine: str = "auto",
+        filter: str | None = None,
     ) -> list[list[Result]]:
         """Nearest documents to each text.
 
@@ -170,13 +196,16 @@ class SemanticIndex:
         distance re-ordered by cosine (scores are then cosines).  ``engine`` picks the
         Hamming search: "auto" (the planner's choice), "scan", "buckets", "mih" (all
         exact, identical results) or "two-stage" (approximate: the first 16 bits find
-        1,000 candidates, the full code ranks them).
+        1,000 candidates, the full code ranks them).  With a Milvus backend, "auto"
+        searches the collection (ties then go by id), where ``filter`` (a Milvus boolean
+        expression over ``id`` and ``labels``) restricts the documents.
         """
         counts = self.hasher.vectorizer.counts(texts)
         for i, n_words in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
             if n_words == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        return self._search(self.hasher.activations(texts), k, radius, dense, rerank, engine)
+        activations = self.hasher.activations(texts)
+        return self._search(activations, k, radius, dense, rerank, engine, filter)
 
     def similar(
         self,
@@ -186,12 +215,13 @@ class SemanticIndex:
         dense: bool = False,
         rerank: int = 0,
         engine: str = "auto",
+        filter: str | None = None,
     ) -> list[Result]:
         """Documents most like the indexed document ``doc_id`` (itself excluded); see search."""
         position = self.position(doc_id)
         query = self.activations[position : position + 1]
         depth = rerank + 1 if rerank else 0  # one more candidate: the document itself
-        results = self._search(query, k + 1, radius, dense, depth, engine)[0]
+        results = self._search(query, k + 1, radius, dense, depth, engine, filter)[0]
         others = [r for r in results if r.id != doc_id][:k]
         return [replace(r, rank=i + 1) for i, r in enumerate(others)]
 
@@ -221,6 +251,7 @@ class SemanticIndex:
         dense: bool,
         rerank: int,
         engine: str,
+        filter: str | None = None,
     ) -> list[list[Result]]:
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
@@ -240,13 +271,31 @@ class SemanticIndex:
                 self._dense.add(np.asarray(self.activations))
             return self._results(self._dense.search(activations, k))
         codes, depth = pack(binarize(activations)), max(k, rerank)
-        if engine == TWO_STAGE:
+        on_server = self.backend is not None and engine == "auto" and not dense
+        if filter and not on_server:
+            raise QueryError("filters need the Milvus backend (and no --dense or --engine)")
+        if on_server:
+            hits = self._milvus_hits(codes, depth, radius, filter or "")
+        elif engine == TWO_STAGE:
             if self._two_stage is None:
                 self._two_stage = TwoStage(self.n_bits, self.codes)
             hits = self._two_stage.search(codes, depth)
         else:
             hits = self.buckets.search(codes, depth, radius, engine)
         return self._results(self._rerank(activations, hits, k) if rerank else hits)
+
+    def _milvus_hits(self, codes: np.ndarray, k: int, radius: int | None, filter: str) -> Hits:
+        try:
+            found = self.milvus.search(codes, k, radius, filter)
+        except MilvusError as err:
+            raise QueryError(str(err)) from None
+        positions = np.full((len(codes), k), -1, dtype=np.int64)
+        distances = np.full((len(codes), k), -1, dtype=np.int32)
+        for i, pairs in enumerate(found):
+            if pairs:
+                positions[i, : len(pairs)] = self.docs.positions([doc_id for doc_id, _ in pairs])
+                distances[i, : len(pairs)] = [d for _, d in pairs]
+        return Hits(positions, distances)
 
     def _rerank(self, activations: np.ndarray, hits: Hits, k: int) -> Hits:
         """Re-order each query's Hamming candidates by cosine of the real-valued codes."""

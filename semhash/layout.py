@@ -50,6 +50,7 @@ def save(index: SemanticIndex, path: Path, overwrite: bool) -> str:
         "vocab_size": index.hasher.vectorizer.vocab_size,
         "config": index.hasher.config.to_dict(),
         "history": asdict(index.hasher.history),
+        **({"backend": index.backend} if index.backend else {}),
         "stats": index.stats(),
     }
     writers = {
@@ -122,7 +123,9 @@ def _open(cls: type[SemanticIndex], version: store.Version, verify: bool) -> Sem
     )
     activations = store.load_array(folder / "activations.npy", np.float32, (n, n_bits))
     docs = Documents.open(folder, n)
-    return cls(hasher, buckets, activations, docs, created)
+    index = cls(hasher, buckets, activations, docs, created)
+    index.backend = manifest.get("backend")
+    return index
 
 
 def _hasher(manifest: dict[str, Any], folder: Path) -> SemanticHasher:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,45 @@ def test_wrong_dimension_unreachable_and_odd_bits_are_one_clear_error(tmp_path) 
         MilvusCodes("http://127.0.0.1:9", "docs", 64)
     with pytest.raises(MilvusError, match="whole bytes"):
         MilvusCodes(uri, "other", 12)
+
+
+def test_an_index_with_a_milvus_backend_answers_like_brute_force(saved_index, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from semhash import Corpus, QueryError, SemanticIndex
+    from semhash.cli import main
+
+    local = SemanticIndex.load(saved_index)
+    index = SemanticIndex.load(saved_index)
+    index.use_milvus(str(tmp_path / "m.db"), "docs")
+    index.save(tmp_path / "with-milvus")
+    reopened = SemanticIndex.load(tmp_path / "with-milvus")
+    assert reopened.backend == {
+        "kind": "milvus",
+        "uri": str(tmp_path / "m.db"),
+        "collection": "docs",
+    }
+
+    queries = ["space shuttle launch", "gun control", "windows drivers"]
+    codes = reopened.hasher.encode(queries)
+    for found, row in zip(
+        reopened.search(queries, k=15), hamming(codes, reopened.codes), strict=True
+    ):
+        best = sorted(zip(row.tolist(), reopened.ids, strict=True))[:15]  # ties by id
+        assert [(r.score, r.id) for r in found] == [(float(d), i) for d, i in best]
+
+    label = local.labels[0][0]
+    hits = reopened.search(["space"], k=10, filter=f'labels like "%{label}%"')[0]
+    assert len(hits) == 10 and all(label in r.labels for r in hits)
+    reopened.add(Corpus(["new-1"], ["nasa space shuttle orbit launch"], [("new",)], ["test"]))
+    assert ("new-1", 0) in reopened.milvus.search(reopened.codes[-1:], 100, radius=0)[0]
+    reopened.remove(["new-1"])
+    assert len(reopened.milvus) == len(reopened) == len(local)
+
+    result = CliRunner().invoke(
+        main, ["query", str(tmp_path / "with-milvus"), "space", "--label", label, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert all(label in r["labels"] for r in json.loads(result.output)["results"])
+    with pytest.raises(QueryError, match="filters need the Milvus backend"):
+        local.search(["space"], filter='labels like "%x%"')
