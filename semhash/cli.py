@@ -106,6 +106,14 @@ def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) 
     help="Also keep the codes in Milvus, and search there.",
 )
 @click.option("--uri", help="Milvus address (http://host:19530) or a Milvus Lite file (.db).")
+@click.option(
+    "--from-codes",
+    is_flag=True,
+    help="CORPUS is a Parquet file from 'semhash encode'; --model names the index that made it.",
+)
+@click.option(
+    "--model", "model_dir", type=click.Path(path_type=Path), help="With --from-codes: its index."
+)
 @click.option("--collection", help="Milvus collection (default: the index folder's name).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
@@ -124,6 +132,8 @@ def index(
     force: bool,
     backend: str,
     uri: str | None,
+    from_codes: bool,
+    model_dir: Path | None,
     collection: str | None,
     as_json: bool,
 ) -> None:
@@ -135,14 +145,24 @@ def index(
     Examples:
       semhash index 20newsgroups -o index/ --bits 32
       semhash index 20newsgroups -o index/ --backend milvus --uri milvus.db
+      semhash index codes.parquet --from-codes --model index/ -o big/ --backend milvus --uri URI
     """
     if backend == "milvus" and not uri:
         raise click.UsageError("--backend milvus needs --uri")
+    if from_codes != (model_dir is not None):
+        raise click.UsageError("--from-codes and --model go together")
     started = time.perf_counter()
     config = hasher_config(bits, vocab, epochs, seed, strip_newsgroup)
     check_target(output, overwrite=force)  # fail before training, not after
-    docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
-    built = SemanticIndex.build(docs, config, progress=obj["progress"], device=device)
+    if model_dir is not None:
+        from semhash.encode import read_codes  # needs the scale extra (pyarrow)
+
+        ids, codes, labels = read_codes(corpus)
+        built = SemanticIndex.from_codes(SemanticIndex.load(model_dir).hasher, ids, codes, labels)
+        bits = built.n_bits
+    else:
+        docs = load_corpus(corpus, labels_from_folders=labels_from_folders)
+        built = SemanticIndex.build(docs, config, progress=obj["progress"], device=device)
     if backend == "milvus" and uri:
         built.use_milvus(_milvus_uri(uri), collection or output.resolve().name)
     built.save(output, overwrite=force)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from semhash.codes import n_words
-from semhash.corpus import Corpus, iter_corpus
+from semhash.corpus import Corpus, CorpusError, iter_corpus
 from semhash.engine import SemanticIndex
 from semhash.hasher import SemanticHasher
 
@@ -98,13 +98,17 @@ def _hasher(index_dir: str) -> SemanticHasher:
 
 def read_codes(path: str | Path) -> tuple[list[str], np.ndarray, list[tuple[str, ...]]]:
     """Ids, ``(n, words)`` uint64 codes and labels from a file :func:`encode_to_parquet` wrote."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    codes = b"".join(table.column("code").to_pylist())
-    width = table.schema.field("code").type.byte_width // 8
-    return (
-        table.column("id").to_pylist(),
-        np.frombuffer(codes, dtype="<u8").reshape(-1, width).astype(np.uint64),
-        [tuple(labels) for labels in table.column("labels").to_pylist()],
-    )
+    try:
+        table = pq.read_table(path)
+        codes = b"".join(table.column("code").to_pylist())
+        width = table.schema.field("code").type.byte_width // 8
+        return (
+            table.column("id").to_pylist(),
+            np.frombuffer(codes, dtype="<u8").reshape(-1, width).astype(np.uint64),
+            [tuple(labels) for labels in table.column("labels").to_pylist()],
+        )
+    except (OSError, KeyError, ValueError, AttributeError, pa.ArrowException) as err:
+        raise CorpusError(f"{path}: not a codes file written by semhash encode ({err})") from None

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from semhash import layout, store
-from semhash.codes import binarize, pack, unpack
+from semhash.codes import binarize, n_words, pack, unpack
 from semhash.corpus import Corpus
 from semhash.documents import Documents
 from semhash.hasher import HasherConfig, SemanticHasher
@@ -118,12 +118,44 @@ class SemanticIndex:
         index.add(corpus, progress=progress)
         return index
 
+    @classmethod
+    def from_codes(
+        cls,
+        hasher: SemanticHasher,
+        ids: Sequence[str],
+        codes: np.ndarray,
+        labels: Sequence[tuple[str, ...]],
+    ) -> SemanticIndex:
+        """An index of codes computed elsewhere (``semhash encode``), without their texts.
+
+        The real-valued codes are unknown, so dense search ranks by the binary codes.
+        """
+        if codes.shape != (len(ids), n_words(hasher.n_bits)) or len(labels) != len(ids):
+            raise QueryError(
+                f"{len(ids)} ids, {len(labels)} label sets and codes of shape {codes.shape} "
+                f"do not make {hasher.n_bits}-bit codes of {len(ids)} documents"
+            )
+        index = cls(hasher)
+        empty = [""] * len(ids)
+        activations = unpack(codes, hasher.n_bits).astype(np.float32)
+        index._insert(Corpus(list(ids), empty, list(labels), empty), activations, replace=True)
+        return index
+
     def add(self, corpus: Corpus, replace: bool = True, progress: bool = False) -> int:
         """Encode and append documents with the trained model; returns how many replaced others.
 
         A document whose id is already indexed replaces the old one (it moves to the
         end), or, with ``replace=False``, the whole call is refused.
         """
+        return self._insert(corpus, None, replace, progress)
+
+    def _insert(
+        self,
+        corpus: Corpus,
+        activations: np.ndarray | None,
+        replace: bool,
+        progress: bool = False,
+    ) -> int:
         if len(set(corpus.ids)) != len(corpus.ids):
             twice = next(i for i in corpus.ids if corpus.ids.count(i) > 1)
             raise QueryError(f"document id {twice!r} appears twice")
@@ -131,7 +163,8 @@ class SemanticIndex:
         if not replace and np.any(old >= 0):
             first = corpus.ids[int(np.flatnonzero(old >= 0)[0])]
             raise QueryError(f"document id {first!r} is already in the index")
-        activations = self.hasher.activations(corpus.texts, progress=progress)
+        if activations is None:
+            activations = self.hasher.activations(corpus.texts, progress=progress)
         codes = pack(binarize(activations))
         if self.backend is not None:  # the server first: a failure there changes nothing here
             self.milvus.upsert(corpus.ids, codes, corpus.labels)
@@ -201,8 +234,8 @@ class SemanticIndex:
         expression over ``id`` and ``labels``) restricts the documents.
         """
         counts = self.hasher.vectorizer.counts(texts)
-        for i, n_words in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
-            if n_words == 0:
+        for i, known in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
+            if known == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
         activations = self.hasher.activations(texts)
         return self._search(activations, k, radius, dense, rerank, engine, filter)

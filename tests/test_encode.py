@@ -51,3 +51,29 @@ def test_encode_command_and_a_bad_corpus(saved_index, tmp_path) -> None:
     assert result.exit_code == 1 and "bad.jsonl, line 2: not valid JSON" in result.output
     assert not (tmp_path / "x.parquet").exists()
     assert load_corpus(good).ids == [str(i) for i in range(7)]
+
+
+def test_an_index_from_encoded_codes_answers_like_the_original(
+    saved_index, newsgroups_sample, tmp_path
+) -> None:
+    from click.testing import CliRunner
+
+    from semhash.cli import main
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", newsgroups_sample)
+    codes = tmp_path / "codes.parquet"
+    encode_to_parquet(saved_index, corpus, codes, workers=1)
+    out = tmp_path / "from-codes"
+    args = ["index", str(codes), "--from-codes", "--model", str(saved_index), "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    original, rebuilt = SemanticIndex.load(saved_index), SemanticIndex.load(out)
+    assert rebuilt.ids == original.ids and rebuilt.labels == original.labels
+    assert np.array_equal(rebuilt.codes, original.codes)
+    query = ["nasa space shuttle launch"]
+    assert [(r.id, r.score) for r in rebuilt.search(query, k=10)[0]] == [
+        (r.id, r.score) for r in original.search(query, k=10)[0]
+    ]
+    not_codes = ["index", str(corpus), "--from-codes", "--model", str(saved_index)]
+    bad = CliRunner().invoke(main, [*not_codes, "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "not a codes file written by semhash encode" in bad.output
