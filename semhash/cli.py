@@ -250,8 +250,8 @@ def query(
     if batch is not None:
         started = time.perf_counter()
         queries = read_queries(batch)
-        options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine}
-        options["filter"] = where
+        options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine,
+                   "filter": where}  # fmt: skip
         hits = search_all(loaded, queries, k, obj["progress"], **options)
         hamming_bits = None if dense or rerank else loaded.n_bits
         with click.open_file(str(output or "-"), "w", encoding="utf-8", atomic=True) as out:

@@ -298,15 +298,15 @@ class SemanticIndex:
             raise QueryError(f"engine must be one of {', '.join((*ENGINES, TWO_STAGE))}")
         if engine == TWO_STAGE and (radius is not None or self.n_bits <= ADDRESS_BITS):
             raise QueryError(f"two-stage search takes no radius and needs over {ADDRESS_BITS} bits")
+        on_server = self.backend is not None and engine == "auto" and not dense
+        if filter and not on_server:
+            raise QueryError("filters need the Milvus backend (and no --dense or --engine)")
         if dense:
             if self._dense is None:
                 self._dense = DenseIndex(self.n_bits)
                 self._dense.add(np.asarray(self.activations))
             return self._results(self._dense.search(activations, k))
         codes, depth = pack(binarize(activations)), max(k, rerank)
-        on_server = self.backend is not None and engine == "auto" and not dense
-        if filter and not on_server:
-            raise QueryError("filters need the Milvus backend (and no --dense or --engine)")
         if on_server:
             hits = self._milvus_hits(codes, depth, radius, filter or "")
         elif engine == TWO_STAGE:

@@ -113,3 +113,12 @@ def test_an_index_with_a_milvus_backend_answers_like_brute_force(saved_index, tm
     assert all(label in r["labels"] for r in json.loads(result.output)["results"])
     with pytest.raises(QueryError, match="filters need the Milvus backend"):
         local.search(["space"], filter='labels like "%x%"')
+
+
+def test_a_filter_is_never_ignored(saved_index) -> None:
+    from semhash import QueryError, SemanticIndex
+
+    local = SemanticIndex.load(saved_index)
+    for options in ({"dense": True}, {"engine": "scan"}, {}):
+        with pytest.raises(QueryError, match="filters need the Milvus backend"):
+            local.search(["space"], filter='labels like "%x%"', **options)
