@@ -148,11 +148,47 @@ static void scan_chunk_avx512(const uint64_t *queries, int g, const uint64_t *co
         }
     }
 }
+
+/* Codes of at most 32 bits: their low halves packed 16 to a vector, twice the work per
+ * instruction.  Only the test for candidates is narrow; offering them is shared. */
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static void scan_chunk_avx512_narrow(const uint64_t *queries, int g, const uint64_t *codes,
+                                     int words, int64_t c0, int64_t c1, int64_t offset,
+                                     Selection *sel, const Work *w) {
+    if (c1 - c0 != CHUNK) {
+        scan_chunk_portable(queries, g, codes, words, c0, c1, offset, sel, w);
+        return;
+    }
+    const __m512i low_halves =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512i q[GROUP], bound[GROUP];
+    __mmask16 any[GROUP];
+    for (int i = 0; i < g; i++) {
+        q[i] = _mm512_set1_epi32((int)(uint32_t)queries[i]);
+        bound[i] = _mm512_set1_epi32((int)sel[i].bound);
+        any[i] = 0;
+    }
+    for (int64_t j = c0; j < c1; j += 16) {
+        __m512i c = _mm512_permutex2var_epi32(_mm512_loadu_si512(codes + j), low_halves,
+                                              _mm512_loadu_si512(codes + j + 8));
+        for (int i = 0; i < g; i++)
+            any[i] |= _mm512_cmple_epi32_mask(_mm512_popcnt_epi32(_mm512_xor_si512(c, q[i])), bound[i]);
+    }
+    int wanted = 0;
+    for (int i = 0; i < g; i++) wanted |= any[i] != 0;
+    if (wanted) { /* rare: hand the chunk to the wide path, which offers the candidates */
+        Selection *only[GROUP];
+        for (int i = 0; i < g; i++) only[i] = any[i] ? &sel[i] : NULL;
+        for (int i = 0; i < g; i++)
+            if (only[i]) scan_chunk_avx512(queries + i, 1, codes, words, c0, c1, offset, only[i], w);
+    }
+}
 #endif
 
 typedef void (*ScanChunk)(const uint64_t *, int, const uint64_t *, int, int64_t, int64_t,
                           int64_t, Selection *, const Work *);
 static ScanChunk scan_chunk = scan_chunk_portable;
+static ScanChunk scan_chunk_narrow = scan_chunk_portable; /* codes of <= 32 bits */
 static const char *kernel_name = "portable";
 
 /* top_k(queries, codes, words, n_bits, k, bound, offset, out_positions, out_distances, out_fills)
@@ -195,11 +231,12 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
                                  bound0 < n_bits ? bound0 : n_bits, 0};
         }
         int g = nq == 1 ? 1 : GROUP;
+        ScanChunk scan = words == 1 && n_bits <= 32 ? scan_chunk_narrow : scan_chunk;
         for (int64_t a = 0; a < n; a += BLOCK) {
             int64_t b = a + BLOCK < n ? a + BLOCK : n;
             for (int64_t q = 0; q < nq; q += g)
                 for (int64_t c0 = a; c0 < b; c0 += CHUNK)
-                    scan_chunk(queries + q * words, g, codes, words, c0,
+                    scan(queries + q * words, g, codes, words, c0,
                                c0 + CHUNK < b ? c0 + CHUNK : b, offset, sel + q, &w);
         }
         for (int64_t q = 0; q < nq; q++) {
@@ -234,6 +271,7 @@ PyMODINIT_FUNC PyInit__popcount(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) {
         scan_chunk = scan_chunk_avx512;
+        scan_chunk_narrow = scan_chunk_avx512_narrow;
         kernel_name = "avx512-vpopcntdq";
     }
 #endif
