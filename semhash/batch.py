@@ -111,7 +111,7 @@ def write(
     for query, results in hits:
         count += 1
         if fmt == "jsonl":
-            rows = [{**vars(r), "labels": list(r.labels)} for r in results]
+            rows = [r.to_dict() for r in results]
             out.write(json.dumps({"qid": query.qid, "query": query.text, "results": rows}) + "\n")
             continue
         for r in results:

@@ -266,7 +266,7 @@ def query(
         results = loaded.search([str(text)], k, radius, dense, rerank, engine, where)[0]
     if as_json:
         click.echo(
-            json.dumps({"query": text, "like": like, "results": [_result_dict(r) for r in results]})
+            json.dumps({"query": text, "like": like, "results": [r.to_dict() for r in results]})
         )
     else:
         _print_results(results, "score" if dense or rerank else "dist")
@@ -289,17 +289,6 @@ def _milvus_uri(uri: str) -> str:
 def _done(as_json: bool, message: str, summary: dict[str, Any]) -> None:
     """The command's final line: a sentence, or the same facts as JSON."""
     click.echo(json.dumps(summary) if as_json else message)
-
-
-def _result_dict(result: Result) -> dict[str, Any]:
-    return {
-        "rank": result.rank,
-        "id": result.id,
-        "score": result.score,
-        "labels": list(result.labels),
-        "title": result.title,
-        "snippet": result.snippet,
-    }
 
 
 def _print_results(results: Sequence[Result], score_name: str) -> None:
@@ -349,7 +338,7 @@ def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
 
     found = explain_doc(SemanticIndex.load(index_dir), doc_id, k=k)
     if as_json:
-        neighbours = [_result_dict(r) for r in found.neighbours]
+        neighbours = [r.to_dict() for r in found.neighbours]
         click.echo(json.dumps({**asdict(found), "neighbours": neighbours}, indent=2))
         return
     click.echo(f"{found.doc_id}  [{', '.join(found.labels)}]  {found.title}")

@@ -47,6 +47,10 @@ class Result:
     title: str
     snippet: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON-ready values (labels as a list)."""
+        return {**vars(self), "labels": list(self.labels)}
+
 
 class SemanticIndex:
     """Documents, their binary codes and the trained hasher that made them.

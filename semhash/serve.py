@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -66,7 +66,7 @@ def create_app(index: SemanticIndex, limits: Limits | None = None) -> Starlette:
             {
                 **extra,
                 "took_ms": round((time.perf_counter() - started) * 1000, 2),
-                "results": [asdict(r) | {"labels": list(r.labels)} for r in results],
+                "results": [r.to_dict() for r in results],
             }
         )
 
