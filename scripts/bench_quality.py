@@ -53,12 +53,14 @@ REFERENCE = {
     ("Reuters 90 topics", "AMMI code on our files"): {32: 0.747},
     ("Reuters 90 topics", "AMMI as published (other label set)"): {32: 0.8446, 64: 0.8506},
 }
+# Each variant changes the default in one place ("train" keys go to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
+    "  no refinement (TF-IDF neighbours only)": {"refinements": 0},
     "  own words only (no neighbours)": {"n_neighbors": 0},
+    "  noise 8 before the sigmoid": {"train": {"noise_std": 8.0}},
+    "  hidden 500": {"hidden": 500},
     "  deep decoder": {"deep_decoder": True},
-    "  no code scale": {"code_scale": 0.0},
-    "  no input dropout": {"dropout": 0.0},
 }
 
 
@@ -101,8 +103,9 @@ def train_one(task: dict) -> dict:
         _CACHE[key] = prepare(setting, Path(task["corpora"]), task["length_filter"])
     val, test = _CACHE[key]
     base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
-    train = replace(TrainConfig(), seed=task["seed"], **task["train"])
-    config = replace(base, n_bits=task["bits"], train=train, **task["variant_kw"])
+    variant = dict(task["variant_kw"])
+    train = replace(TrainConfig(), seed=task["seed"], **task["train"], **variant.pop("train", {}))
+    config = replace(base, n_bits=task["bits"], train=train, **variant)
     start = time.perf_counter()
     hasher = SemanticHasher(config).fit(test.train.texts, progress=False, device=task["device"])
     seconds = time.perf_counter() - start
@@ -123,8 +126,9 @@ def train_one(task: dict) -> dict:
 def main() -> None:
     args = parse_args()
     corpora = Path(args.corpora)
-    settings = [s for s in SETTINGS if (corpora / s.file).exists()]
-    for s in SETTINGS:
+    wanted = [s for s in SETTINGS if not args.settings or s.name in args.settings]
+    settings = [s for s in wanted if (corpora / s.file).exists()]
+    for s in wanted:
         if s not in settings:
             print(f"skipping {s.name}: {corpora / s.file} not found", file=sys.stderr)
     if not settings:
@@ -233,6 +237,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corpora", default=str(SHARED))
     parser.add_argument(
         "--bits", type=lambda s: [int(b) for b in s.split(",")], default=[16, 32, 64, 128]
+    )
+    parser.add_argument(
+        "--settings",
+        type=lambda s: s.split(","),
+        default=[],
+        help="comma-separated setting names (default: all), e.g. '20NG headers kept'",
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", default="cpu")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
 from semhash import codes as codes_
 from semhash.model import ModelConfig, SemanticHashingAutoencoder
-from semhash.targets import neighbourhood_targets
+from semhash.targets import code_neighbours, nearest_neighbours, neighbourhood_targets
 from semhash.text import Vectorizer, VectorizerConfig
 from semhash.train import History, TrainConfig, dense, fit
 
@@ -27,14 +28,19 @@ class HasherConfig:
 
     ``n_neighbors`` > 0 trains the decoder to reconstruct a mix of the document's
     words (weight ``self_weight``) and its nearest TF-IDF neighbours' words.
+    ``refinements`` rounds then find ``code_neighbors`` neighbours again by the
+    model's own codes and train on (the epochs are shared evenly between the
+    rounds).
     """
 
     n_bits: int = 32
-    hidden: int = 500
+    hidden: int = 1000
     deep_decoder: bool = False
     dropout: float = 0.5
     n_neighbors: int = 100
     self_weight: float = 0.1
+    refinements: int = 1
+    code_neighbors: int = 300
     code_scale: float = 8.0
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -43,6 +49,9 @@ class HasherConfig:
         codes_.check_n_bits(self.n_bits)
         if self.n_neighbors < 0:
             raise ValueError(f"n_neighbors must be non-negative, got {self.n_neighbors}")
+        for name in ("refinements", "code_neighbors"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if not 0.0 <= self.self_weight <= 1.0:
             raise ValueError(f"self_weight must be in [0, 1], got {self.self_weight}")
 
@@ -87,28 +96,52 @@ class SemanticHasher:
         counts = self.vectorizer.counts(texts, progress=progress)
         inputs = self.vectorizer.weight(counts)
         logger.info("finding %d TF-IDF neighbours per document", cfg.n_neighbors)
-        targets = neighbourhood_targets(counts, inputs, cfg.n_neighbors, cfg.self_weight, progress)
+        neighbours = nearest_neighbours(inputs, cfg.n_neighbors, progress=progress)
         torch.manual_seed(cfg.train.seed)  # the initial weights, too, come from the seed
         self.model = SemanticHashingAutoencoder(self._model_config())
-        self.history = fit(self.model, inputs, targets, cfg.train, progress, device)
+        self.history = History()
+        for stage, train in enumerate(self._stages()):
+            if stage:
+                logger.info("finding the neighbours again by the codes (round %d)", stage)
+                neighbours = code_neighbours(self._encode_inputs(inputs), cfg.code_neighbors)
+            targets = neighbourhood_targets(counts, neighbours, cfg.self_weight)
+            self.history.extend(fit(self.model, inputs, targets, train, progress, device))
         return self
+
+    def _stages(self) -> list[TrainConfig]:
+        """The epochs split evenly over the refinement rounds; only the first ramps the noise."""
+        cfg = self.config
+        rounds = 1 + (cfg.refinements if cfg.n_neighbors else 0)
+        epochs = [len(part) for part in np.array_split(range(cfg.train.epochs), rounds)]
+        return [
+            replace(cfg.train, epochs=n, noise_warmup=cfg.train.noise_warmup if i == 0 else 0)
+            for i, n in enumerate(epochs)
+            if n
+        ]
 
     def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Real-valued code units in (0, 1): ``(n, b)`` float32."""
-        model = self._require_model()
         out = np.empty((len(texts), self.n_bits), dtype=np.float32)
         n_empty = 0
         starts = range(0, len(texts), _ENCODE_BLOCK)
         for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
             counts = self.vectorizer.counts(texts[start : start + _ENCODE_BLOCK])
             n_empty += int(np.sum(counts.getnnz(axis=1) == 0))
-            inputs = dense(self.vectorizer.weight(counts))
-            out[start : start + _ENCODE_BLOCK] = model.encode(inputs).numpy()
+            out[start : start + _ENCODE_BLOCK] = self._encode_inputs(self.vectorizer.weight(counts))
         if n_empty:
             logger.warning(
                 "%d documents have no word of the vocabulary: they share one code", n_empty
             )
         return out
+
+    def _encode_inputs(self, inputs: sp.csr_matrix) -> np.ndarray:
+        """Code units for weighted bag-of-words rows, in blocks: ``(n, b)`` float32."""
+        model = self._require_model()
+        blocks = [
+            model.encode(dense(inputs[start : start + _ENCODE_BLOCK])).numpy()
+            for start in range(0, inputs.shape[0], _ENCODE_BLOCK)
+        ]
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.n_bits), np.float32)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Packed binary codes: ``(n, words)`` uint64."""

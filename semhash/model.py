@@ -10,12 +10,22 @@ trained with a multinomial (word-count) reconstruction loss.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from semhash.codes import check_n_bits
+
+
+def csr_tensor(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, ...]
+) -> torch.Tensor:
+    """A sparse CSR tensor, without torch's "beta" warning on every batch."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class ModelConfig:
 
     vocab_size: int
     n_bits: int = 32
-    hidden: int = 500
+    hidden: int = 1000
     deep_decoder: bool = False
     dropout: float = 0.5
     code_scale: float = 8.0
@@ -77,9 +87,16 @@ class SemanticHashingAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Code units ``(n, b)`` and log word probabilities ``(n, V)``.
 
+        ``x`` may be a sparse CSR batch: word dropout then touches only its non-zeros
+        (dropout over the dense ``(n, V)`` batch cost more than the first layer).
         ``noise_std`` > 0 adds N(0, noise_std^2) to the pre-activations before the sigmoid.
         """
-        logits = self.encoder(x)
+        if x.layout == torch.sparse_csr:
+            values = self.encoder[0](x.values())
+            dropped = csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape)
+            logits = self.encoder[1:](dropped.to_dense())
+        else:
+            logits = self.encoder(x)
         if noise_std > 0:
             logits = logits + noise_std * torch.randn_like(logits)
         units = torch.sigmoid(logits)

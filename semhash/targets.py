@@ -1,8 +1,9 @@
 """What the decoder learns to reconstruct: a document's words, or its neighbourhood's.
 
 Reconstructing the word distribution of a document *and* of its nearest
-TF-IDF neighbours (found without labels) asks the code to describe the topic a
-document shares with similar documents rather than its idiosyncratic words.
+neighbours (found without labels: first by TF-IDF cosine, later by the model's
+own codes) asks the code to describe the topic a document shares with similar
+documents rather than its idiosyncratic words.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
+
+from semhash.index.dense import centred_unit_rows
 
 
 def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -43,26 +46,44 @@ def nearest_neighbours(
     return result
 
 
-def neighbourhood_targets(
-    counts: sp.csr_matrix,
-    tfidf: sp.csr_matrix,
-    k: int,
-    self_weight: float,
-    progress: bool = False,
-) -> sp.csr_matrix:
-    """``self_weight`` x own word distribution + the rest spread over ``k`` neighbours'.
+def code_neighbours(activations: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` nearest other rows by cosine of the centred code units: ``(n, k)`` int64.
 
-    With ``k == 0`` this is the document's own word distribution.
+    The trained model's codes group documents by topic better than raw TF-IDF
+    does, so neighbours found again in code space make better targets.
+    """
+    import faiss
+
+    n = len(activations)
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.int64)
+    index = faiss.IndexFlatIP(activations.shape[1])
+    vectors = centred_unit_rows(activations)
+    index.add(vectors)
+    _, found = index.search(vectors, k + 1)
+    # Drop each row itself; where exact duplicates hid it, drop the last neighbour instead.
+    is_self = found == np.arange(n)[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    return found[~is_self].reshape(n, k).astype(np.int64)
+
+
+def neighbourhood_targets(
+    counts: sp.csr_matrix, neighbours: np.ndarray, self_weight: float
+) -> sp.csr_matrix:
+    """``self_weight`` x own word distribution + the rest spread over ``neighbours``' (n, k).
+
+    With no neighbours (k == 0) this is the document's own word distribution.  The
+    full mix measured 2.7 points better than drawing a few neighbours per step, so
+    it is computed once, at a memory cost of O(n x words per mixed row).
     """
     own = word_distributions(counts)
+    n, k = neighbours.shape
     if k == 0:
         return own
-    neighbours = nearest_neighbours(tfidf, k, progress=progress)
-    n = counts.shape[0]
-    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    rows = np.repeat(np.arange(n), k)
     mixing = sp.csr_matrix(
-        (np.full(rows.size, (1.0 - self_weight) / neighbours.shape[1]), (rows, neighbours.ravel())),
-        shape=(n, n),
+        (np.full(rows.size, (1.0 - self_weight) / k), (rows, neighbours.ravel())), shape=(n, n)
     )
     mixing = mixing + sp.diags(np.full(n, self_weight))
     return sp.csr_matrix(mixing @ own, dtype=np.float32)

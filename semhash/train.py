@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from semhash.model import SemanticHashingAutoencoder
+from semhash.model import SemanticHashingAutoencoder, csr_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ class TrainConfig:
     considers epochs at full noise.
     """
 
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.0
-    noise_std: float = 8.0
+    noise_std: float = 2.0
     noise_warmup: int = 10
     balance_weight: float = 1.0
     decorrelation_weight: float = 0.0
@@ -63,6 +63,12 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
 
+    def extend(self, later: History) -> None:
+        """Append a later training stage; its best epoch is the one kept."""
+        self.best_epoch = len(self.train_loss) + later.best_epoch
+        self.train_loss += later.train_loss
+        self.val_loss += later.val_loss
+
 
 def fit(
     model: SemanticHashingAutoencoder,
@@ -82,7 +88,9 @@ def fit(
     order = rng.permutation(inputs.shape[0])
     n_val = int(round(config.val_fraction * len(order))) if len(order) >= 20 else 0
     val, train = order[:n_val], order[n_val:]
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
     history = History()
     best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
     warmup = max(1, min(config.noise_warmup, config.epochs))
@@ -123,7 +131,7 @@ def _train_epoch(
     total, count = 0.0, 0
     for start in range(0, len(rows), config.batch_size):
         batch = rows[start : start + config.batch_size]
-        x, p = dense(inputs[batch], device), dense(targets[batch], device)
+        x, p = sparse(inputs[batch], device), dense(targets[batch], device)
         units, log_q = model(x, noise_std=noise)
         reconstruction = -(p * log_q).sum(dim=1).mean()
         loss = reconstruction + code_penalty(units, config)
@@ -163,3 +171,14 @@ def binary_code_loss(
 def dense(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
     """A CSR block as a dense float32 tensor on ``device``."""
     return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(device)
+
+
+def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A CSR block as a sparse CSR float32 tensor on ``device``."""
+    rows = rows.astype(np.float32)
+    return csr_tensor(
+        torch.from_numpy(rows.indptr.astype(np.int64)),
+        torch.from_numpy(rows.indices.astype(np.int64)),
+        torch.from_numpy(rows.data),
+        rows.shape,
+    ).to(device)

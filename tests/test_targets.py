@@ -1,7 +1,12 @@
 import numpy as np
 import scipy.sparse as sp
 
-from semhash.targets import nearest_neighbours, neighbourhood_targets, word_distributions
+from semhash.targets import (
+    code_neighbours,
+    nearest_neighbours,
+    neighbourhood_targets,
+    word_distributions,
+)
 
 
 def unit_rows(n: int, v: int, seed: int) -> sp.csr_matrix:
@@ -24,11 +29,29 @@ def test_nearest_neighbours_match_brute_force_cosine() -> None:
 
 def test_targets_are_distributions_mixing_self_and_neighbours() -> None:
     counts = sp.csr_matrix(np.array([[2, 0, 0], [0, 1, 1], [0, 0, 3], [0, 0, 0]], dtype=np.float32))
-    tfidf = unit_rows(4, 3, seed=3)
     own = word_distributions(counts).toarray()
     assert np.allclose(own.sum(axis=1), [1, 1, 1, 0])
-    assert np.allclose(neighbourhood_targets(counts, tfidf, 0, 0.5).toarray(), own)
-    mixed = neighbourhood_targets(counts, tfidf, 2, 0.5).toarray()
+    none = np.zeros((4, 0), dtype=np.int64)
+    assert np.allclose(neighbourhood_targets(counts, none, 0.5).toarray(), own)
+    neighbours = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
+    mixed = neighbourhood_targets(counts, neighbours, 0.5).toarray()
     assert np.allclose(mixed[:3].sum(axis=1), 1.0)
-    neighbours = nearest_neighbours(tfidf, 2)
-    assert np.allclose(mixed[0], 0.5 * own[0] + 0.25 * own[neighbours[0]].sum(axis=0))
+    assert np.allclose(mixed[0], 0.5 * own[0] + 0.25 * (own[1] + own[2]))
+
+
+def test_code_neighbours_are_nearest_by_centred_cosine_never_itself() -> None:
+    rng = np.random.default_rng(0)
+    activations = rng.random((200, 16)).astype(np.float32)
+    activations[7] = activations[3]  # a duplicate: each must still find the other, not itself
+    centred = activations - 0.5
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    sims = centred @ centred.T
+    np.fill_diagonal(sims, -np.inf)
+    found = code_neighbours(activations, 4)
+    assert found.shape == (200, 4)
+    assert not np.any(found == np.arange(200)[:, None])
+    best = np.sort(sims, axis=1)[:, ::-1][:, :4]
+    assert np.allclose(
+        np.sort(np.take_along_axis(sims, found, 1), axis=1)[:, ::-1], best, atol=1e-5
+    )
+    assert found[3, 0] == 7 and found[7, 0] == 3
