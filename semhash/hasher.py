@@ -16,7 +16,7 @@ from semhash import codes as codes_
 from semhash.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.targets import code_neighbours, nearest_neighbours, neighbourhood_targets
 from semhash.text import Vectorizer, VectorizerConfig
-from semhash.train import History, TrainConfig, dense, fit
+from semhash.train import History, TrainConfig, adam, dense, fit
 
 logger = logging.getLogger(__name__)
 _ENCODE_BLOCK = 2048
@@ -100,12 +100,14 @@ class SemanticHasher:
         torch.manual_seed(cfg.train.seed)  # the initial weights, too, come from the seed
         self.model = SemanticHashingAutoencoder(self._model_config())
         self.history = History()
+        optimiser = adam(self.model.to(device), cfg.train)
         for stage, train in enumerate(self._stages()):
             if stage:
                 logger.info("finding the neighbours again by the codes (round %d)", stage)
                 neighbours = code_neighbours(self._encode_inputs(inputs), cfg.code_neighbors)
             targets = neighbourhood_targets(counts, neighbours, cfg.self_weight)
-            self.history.extend(fit(self.model, inputs, targets, train, progress, device))
+            history = fit(self.model, inputs, targets, train, progress, device, optimiser)
+            self.history.extend(history)
         return self
 
     def _stages(self) -> list[TrainConfig]:

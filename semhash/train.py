@@ -77,10 +77,13 @@ def fit(
     config: TrainConfig,
     progress: bool = True,
     device: str = "cpu",
+    optimiser: torch.optim.Optimizer | None = None,
 ) -> History:
     """Train ``model`` in place to map ``inputs`` (n, V) to ``targets`` (n, V) word distributions.
 
     The trained model is returned to the CPU; ``device`` only speeds training up.
+    Pass the ``optimiser`` of an earlier stage to go on with its moment estimates
+    (a fresh Adam after the refinement cost 2.5 points of precision).
     """
     torch.manual_seed(config.seed)
     model.to(device)
@@ -88,9 +91,7 @@ def fit(
     order = rng.permutation(inputs.shape[0])
     n_val = int(round(config.val_fraction * len(order))) if len(order) >= 20 else 0
     val, train = order[:n_val], order[n_val:]
-    optimiser = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
+    optimiser = optimiser or adam(model, config)
     history = History()
     best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
     warmup = max(1, min(config.noise_warmup, config.epochs))
@@ -115,6 +116,15 @@ def fit(
     model.load_state_dict(best_state)
     model.to("cpu").eval()
     return history
+
+
+def adam(model: SemanticHashingAutoencoder, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser for ``model``.
+
+    Not ``fused=True``: a third faster on CPU, but it trained 32-bit 20NG codes a point
+    worse (0.557 vs 0.567 P@100, same seed).
+    """
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _train_epoch(

@@ -35,6 +35,7 @@ def small_config(n_bits: int = 16, epochs: int = 8, seed: int = 0) -> HasherConf
     return HasherConfig(
         n_bits=n_bits,
         n_neighbors=20,
+        code_neighbors=60,
         train=TrainConfig(epochs=epochs, seed=seed, batch_size=64, noise_warmup=5),
     )
 

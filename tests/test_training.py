@@ -13,9 +13,10 @@ pytestmark = pytest.mark.slow
 
 def test_small_run_beats_chance_and_uses_its_bits(trained_index) -> None:
     rows = {row.method: row for row in evaluate_index(trained_index, baselines=False)}
-    # Chance is about 0.05 for 20 balanced groups, LSH ~0.06; this run measured 0.28.
-    assert rows["semhash"].tie_aware > 0.22
-    assert rows["semhash-dense (cosine)"].tie_aware > 0.22
+    # Chance is about 0.05 for 20 balanced groups, LSH ~0.06, exact TF-IDF cosine 0.23,
+    # ITQ 0.28; this run measured 0.296 (0.28 before the neighbours were refined by the codes).
+    assert rows["semhash"].tie_aware > 0.27
+    assert rows["semhash-dense (cosine)"].tie_aware > 0.27
     bit_means = (trained_index.activations > 0.5).mean(axis=0)
     assert np.mean((bit_means > 0.02) & (bit_means < 0.98)) >= 0.9  # both values on most bits
     saturated = np.mean((trained_index.activations < 0.1) | (trained_index.activations > 0.9))
