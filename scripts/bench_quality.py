@@ -56,10 +56,14 @@ REFERENCE = {
 # Each variant changes the default in one place ("train" keys go to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
-    "  no refinement (TF-IDF neighbours only)": {"refinements": 0},
+    "  refined by the codes (noise 2, hidden 1000, 20 epochs)": {
+        "refinements": 1,
+        "hidden": 1000,
+        "train": {"noise_std": 2.0, "epochs": 20},
+    },
     "  own words only (no neighbours)": {"n_neighbors": 0},
-    "  noise 8 before the sigmoid": {"train": {"noise_std": 8.0}},
-    "  hidden 500": {"hidden": 500},
+    "  no code scale": {"code_scale": 0.0},
+    "  no input dropout": {"dropout": 0.0},
     "  deep decoder": {"deep_decoder": True},
 }
 

@@ -41,7 +41,7 @@ class ModelConfig:
 
     vocab_size: int
     n_bits: int = 32
-    hidden: int = 1000
+    hidden: int = 500
     deep_decoder: bool = False
     dropout: float = 0.5
     code_scale: float = 8.0

@@ -34,11 +34,11 @@ class TrainConfig:
     considers epochs at full noise.
     """
 
-    epochs: int = 20
+    epochs: int = 60
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.0
-    noise_std: float = 2.0
+    noise_std: float = 8.0
     noise_warmup: int = 10
     balance_weight: float = 1.0
     decorrelation_weight: float = 0.0
