@@ -104,12 +104,14 @@ def _open(cls: type[SemanticIndex], version: store.Version, verify: bool) -> Sem
     try:
         hasher = _hasher(manifest, folder)
         n, n_bits = int(manifest["n_docs"]), int(manifest["n_bits"])
+        words = n_words(n_bits)
+        if n_bits != hasher.n_bits:
+            raise ValueError(f"n_bits {n_bits} but the model makes {hasher.n_bits}-bit codes")
         created = manifest.get("created")
     except (KeyError, TypeError, ValueError) as err:
         raise store.IndexFormatError(f"{folder}: inconsistent model files ({err})") from None
     if manifest["format_version"] == 1:
         return _open_v1(cls, hasher, folder, n, created)
-    words = n_words(n_bits)
     codes = store.load_array(folder / "codes.npy", np.uint64, (n, words))
     buckets = HammingBuckets.from_arrays(
         n_bits,

@@ -163,3 +163,19 @@ def test_index_loader_refuses_damaged_files_with_one_clear_error(data) -> None:
         else:  # only an edit that changed nothing that matters may load
             assert SemanticIndex.check(path) == [] or name == "manifest.json"
             assert len(index.search(["space shuttle"], k=3)[0]) <= 3
+
+
+def test_manifest_bit_length_out_of_range_or_not_the_models_is_a_format_error(tmp_path) -> None:
+    """Found by the property above: ``"n_bits": false`` escaped as a bare ValueError."""
+    for junk in (False, 0, 999, 7):
+        path = tmp_path / f"idx-{junk}"
+        shutil.copytree(TINY, path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["n_bits"] = junk
+        (path / "manifest.json").write_text(json.dumps(manifest))
+        try:
+            SemanticIndex.load(path)
+        except IndexFormatError as err:
+            assert "n_bits" in str(err) or "bits" in str(err)
+        else:
+            raise AssertionError(f"n_bits={junk!r} loaded")
