@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from semhash.index.dense import centred_unit_rows
+from semhash.index.dense import DenseIndex
 
 
 def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -52,16 +52,13 @@ def code_neighbours(activations: np.ndarray, k: int) -> np.ndarray:
     The trained model's codes group documents by topic better than raw TF-IDF
     does, so neighbours found again in code space make better targets.
     """
-    import faiss
-
     n = len(activations)
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
-    index = faiss.IndexFlatIP(activations.shape[1])
-    vectors = centred_unit_rows(activations)
-    index.add(vectors)
-    _, found = index.search(vectors, k + 1)
+    index = DenseIndex(activations.shape[1])
+    index.add(activations)
+    found = index.search(activations, k + 1).positions
     # Drop each row itself; where exact duplicates hid it, drop the last neighbour instead.
     is_self = found == np.arange(n)[:, None]
     is_self[~is_self.any(axis=1), -1] = True
