@@ -241,7 +241,7 @@ class SemanticIndex:
         for i, known in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
             if known == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        activations = self.hasher.activations(texts)
+        activations = self.hasher.activations_from_counts(counts)  # vectorised once
         return self._search(activations, k, radius, dense, rerank, engine, filter)
 
     def similar(

@@ -132,12 +132,16 @@ class SemanticHasher:
         for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
             counts = self.vectorizer.counts(texts[start : start + _ENCODE_BLOCK])
             n_empty += int(np.sum(counts.getnnz(axis=1) == 0))
-            out[start : start + _ENCODE_BLOCK] = self._encode_inputs(self.vectorizer.weight(counts))
+            out[start : start + _ENCODE_BLOCK] = self.activations_from_counts(counts)
         if n_empty:
             logger.warning(
                 "%d documents have no word of the vocabulary: they share one code", n_empty
             )
         return out
+
+    def activations_from_counts(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
+        return self._encode_inputs(self.vectorizer.weight(counts))
 
     def _encode_inputs(self, inputs: sp.csr_matrix) -> np.ndarray:
         """Code units for weighted bag-of-words rows, in blocks: ``(n, b)`` float32."""
