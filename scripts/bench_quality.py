@@ -56,10 +56,10 @@ REFERENCE = {
 # Each variant changes the default in one place ("train" keys go to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
-    "  refined by the codes (noise 2, hidden 1000, 20 epochs)": {
+    "  refined by the codes (noise 4, hidden 1000, 30 epochs)": {
         "refinements": 1,
         "hidden": 1000,
-        "train": {"noise_std": 2.0, "epochs": 20},
+        "train": {"noise_std": 4.0, "epochs": 30},
     },
     "  own words only (no neighbours)": {"n_neighbors": 0},
     "  no code scale": {"code_scale": 0.0},

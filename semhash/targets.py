@@ -1,8 +1,8 @@
 """What the decoder learns to reconstruct: a document's words, or its neighbourhood's.
 
 Reconstructing the word distribution of a document *and* of its nearest
-neighbours (found without labels: first by TF-IDF cosine, later by the model's
-own codes) asks the code to describe the topic a document shares with similar
+neighbours (found without labels: first by TF-IDF cosine, later also by the
+model's own codes) asks the code to describe the topic a document shares with similar
 documents rather than its idiosyncratic words.
 """
 
