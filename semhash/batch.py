@@ -87,9 +87,7 @@ def search_all(
     for start in tqdm(starts, desc="queries", unit="block", disable=not progress):
         chunk = range(start, min(start + CHUNK, len(queries)))
         searchable = [i for i in chunk if known[i]]
-        found = (
-            index.search([queries[i].text for i in searchable], k, **options) if searchable else []
-        )
+        found = index.search_counts(counts[searchable], k, **options) if searchable else []
         results = dict(zip(searchable, found, strict=True))
         for i in chunk:
             yield queries[i], results.get(i, [])

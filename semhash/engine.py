@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from semhash import layout, store
 from semhash.codes import binarize, n_words, pack, unpack
@@ -238,10 +239,23 @@ class SemanticIndex:
         expression over ``id`` and ``labels``) restricts the documents.
         """
         counts = self.hasher.vectorizer.counts(texts)
+        return self.search_counts(counts, k, radius, dense, rerank, engine, filter)
+
+    def search_counts(
+        self,
+        counts: sp.csr_matrix,
+        k: int = 10,
+        radius: int | None = None,
+        dense: bool = False,
+        rerank: int = 0,
+        engine: str = "auto",
+        filter: str | None = None,
+    ) -> list[list[Result]]:
+        """``search`` for queries already counted by ``hasher.vectorizer`` (each counted once)."""
         for i, known in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
             if known == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        activations = self.hasher.activations_from_counts(counts)  # vectorised once
+        activations = self.hasher.activations_from_counts(counts)
         return self._search(activations, k, radius, dense, rerank, engine, filter)
 
     def similar(
