@@ -109,22 +109,47 @@ def train_one(task: dict) -> dict:
     base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
     variant = dict(task["variant_kw"])
     train = replace(TrainConfig(), seed=task["seed"], **task["train"], **variant.pop("train", {}))
-    config = replace(base, n_bits=task["bits"], train=train, **variant)
+    config = replace(base, n_bits=max(task["bits"]), train=train, **variant)
     start = time.perf_counter()
     hasher = SemanticHasher(config).fit(test.train.texts, progress=False, device=task["device"])
-    seconds = time.perf_counter() - start
-    db = hasher.activations(test.train.texts)
-    bit_means = (db > 0.5).mean(axis=0)
-    result = {k: task[k] for k in ("setting_name", "variant", "bits", "seed")}
-    for name, split in (("val", val), ("test", test)):
-        queries = pack(binarize(hasher.activations(split.test.texts)))
-        p = hamming_precision(queries, pack(binarize(db)), split.test_labels, split.train_labels)
-        result[name] = p.tie_aware
-        result[f"{name}_random"] = p.random
-    result["constant_bits"] = float(np.mean((bit_means < 0.01) | (bit_means > 0.99)))
-    result["seconds"] = seconds
-    print(json.dumps(result), file=sys.stderr, flush=True)
-    return result
+    seconds_per_bit = (time.perf_counter() - start) / config.n_bits
+    activations = {
+        name: hasher.activations(texts)
+        for name, texts in (
+            ("db", test.train.texts),
+            ("val", val.test.texts),
+            ("test", test.test.texts),
+        )
+    }
+    results = []
+    for bits in task["bits"]:  # shorter codes are the longest's first blocks
+        db = activations["db"][:, :bits]
+        bit_means = (db > 0.5).mean(axis=0)
+        result = {k: task[k] for k in ("setting_name", "variant", "seed")} | {"bits": bits}
+        for name, split in (("val", val), ("test", test)):
+            queries = pack(binarize(activations[name][:, :bits]))
+            p = hamming_precision(
+                queries, pack(binarize(db)), split.test_labels, split.train_labels
+            )
+            result[name] = p.tie_aware
+            result[f"{name}_random"] = p.random
+        result["constant_bits"] = float(np.mean((bit_means < 0.01) | (bit_means > 0.99)))
+        result["seconds"] = seconds_per_bit * bits  # the time its blocks took
+        print(json.dumps(result), file=sys.stderr, flush=True)
+        results.append(result)
+    return results
+
+
+def code_lengths(bits: list[int], block_bits: int) -> list[list[int]]:
+    """Bit lengths grouped by the training run that measures them.
+
+    A b-bit code made of whole ``block_bits`` blocks is the first blocks of any longer
+    one with the same seed (each block has its own seed), so one run of the longest
+    length reads the shorter ones off; other lengths are trained on their own.
+    """
+    longest = max(bits)
+    shared = [b for b in bits if block_bits and b % block_bits == 0 and longest % block_bits == 0]
+    return ([shared] if shared else []) + [[b] for b in bits if b not in shared]
 
 
 def main() -> None:
@@ -139,7 +164,7 @@ def main() -> None:
         sys.exit(f"no corpora under {corpora}; nothing to measure")
     tasks = make_tasks(args, settings)
     with mp.get_context("spawn").Pool(args.jobs) as pool:
-        results = pool.map(train_one, tasks, chunksize=1)
+        results = [r for runs in pool.map(train_one, tasks, chunksize=1) for r in runs]
     baselines = {s.name: run_baselines(s, corpora, args.bits, args.length_filter) for s in settings}
     report = {"args": vars(args), "models": results, "baselines": baselines}
     Path(args.report).write_text(json.dumps(report, indent=2))
@@ -153,9 +178,11 @@ def make_tasks(args: argparse.Namespace, settings: list[Setting]) -> list[dict]:
     for setting in settings:
         for variant, kw in variants.items():
             default = variant == "semhash (default)"
-            for bits in args.bits if default else [b for b in args.bits if b in (32, 64)]:
-                if not default and setting is not settings[0]:
-                    continue  # variants: first setting only, 32 and 64 bits
+            if not default and setting is not settings[0]:
+                continue  # variants: first setting only, 32 and 64 bits
+            bits = args.bits if default else [b for b in args.bits if b in (32, 64)]
+            block_bits = kw.get("block_bits", HasherConfig().block_bits)
+            for lengths in code_lengths(bits, block_bits) if bits else []:
                 for seed in range(args.seeds if default else 1):
                     tasks.append(
                         {
@@ -163,7 +190,7 @@ def make_tasks(args: argparse.Namespace, settings: list[Setting]) -> list[dict]:
                             "setting_name": setting.name,
                             "variant": variant,
                             "variant_kw": kw,
-                            "bits": bits,
+                            "bits": lengths,
                             "seed": seed,
                             "train": train,
                             "device": args.device,

@@ -1,12 +1,15 @@
 import json
 import pickle
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semhash import IndexFormatError, SemanticIndex
+
+from .conftest import small_config
 
 DATA = Path(__file__).parent / "data"
 FILES = {
@@ -187,3 +190,15 @@ def test_every_released_format_loads_with_its_recorded_results(name, tmp_path) -
     assert [[r.id, r.score] for r in upgraded.similar(similar["id"], k=5)] == similar["results"]
     assert SemanticIndex.check(tmp_path / name) == []
     assert not [p for p in (tmp_path / name).iterdir() if p.suffix in (".npy", ".gz")]
+
+
+def test_a_code_of_several_blocks_round_trips(newsgroups_sample, tmp_path) -> None:
+    corpus = newsgroups_sample.subset(list(range(600)))
+    config = replace(small_config(n_bits=16, epochs=2), block_bits=8)
+    index = SemanticIndex.build(corpus, config)
+    index.save(tmp_path / "idx")
+    loaded = SemanticIndex.load(tmp_path / "idx")
+    assert loaded.hasher.block_sizes() == [8, 8]
+    texts = ["the space shuttle launch was delayed", "windows drivers for my graphics card"]
+    assert np.array_equal(loaded.hasher.activations(texts), index.hasher.activations(texts))
+    assert loaded.search(texts, k=5) == index.search(texts, k=5)

@@ -52,3 +52,19 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
         texts, progress=False
     )
     assert not np.array_equal(hasher.encode(texts), plain.encode(texts))
+
+
+def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
+    texts = newsgroups_sample.split("train").texts[:800]
+    config = replace(small_config(n_bits=20, epochs=3), block_bits=8)
+    long = SemanticHasher(config).fit(texts, progress=False)
+    short = SemanticHasher(replace(config, n_bits=8)).fit(texts, progress=False)
+    assert long.block_sizes() == [8, 8, 4]
+    assert len(long.history.train_loss) == 9  # three epochs per block
+    codes = long.activations(texts)
+    # The first block is exactly the 8-bit hasher; the others learnt from their own seeds.
+    assert np.array_equal(codes[:, :8], short.activations(texts))
+    assert not np.array_equal(codes[:, :8] > 0.5, codes[:, 8:16] > 0.5)
+    scores = long.word_scores(codes[:3])
+    assert scores.shape == (3, long.vectorizer.vocab_size)
+    assert np.allclose(np.exp(scores).sum(axis=1), 1.0, atol=1e-4)  # one distribution per code
