@@ -68,6 +68,12 @@ def model_options(command: F) -> F:
         click.option("--epochs", default=TrainConfig.epochs, show_default=True),
         click.option("--seed", default=0, show_default=True, help="Seed: same seed, same codes."),
         click.option(
+            "--block-bits",
+            default=HasherConfig.block_bits,
+            show_default=True,
+            help="Longer codes are blocks of this many bits, one model each (0: one model).",
+        ),
+        click.option(
             "--strip-newsgroup",
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
@@ -81,9 +87,12 @@ def model_options(command: F) -> F:
     return command
 
 
-def hasher_config(n_bits: int, vocab: int, epochs: int, seed: int, strip: bool) -> HasherConfig:
+def hasher_config(
+    n_bits: int, vocab: int, epochs: int, seed: int, block_bits: int, strip: bool
+) -> HasherConfig:
     return HasherConfig(
         n_bits=n_bits,
+        block_bits=block_bits,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip),
         train=replace(TrainConfig(), epochs=epochs, seed=seed),
     )
@@ -126,6 +135,7 @@ def index(
     vocab: int,
     epochs: int,
     seed: int,
+    block_bits: int,
     strip_newsgroup: bool,
     device: str,
     labels_from_folders: bool,
@@ -152,7 +162,7 @@ def index(
     if from_codes != (model_dir is not None):
         raise click.UsageError("--from-codes and --model go together")
     started = time.perf_counter()
-    config = hasher_config(bits, vocab, epochs, seed, strip_newsgroup)
+    config = hasher_config(bits, vocab, epochs, seed, block_bits, strip_newsgroup)
     check_target(output, overwrite=force)  # fail before training, not after
     if model_dir is not None:
         from semhash.encode import read_codes  # needs the scale extra (pyarrow)
@@ -428,6 +438,7 @@ def eval_(
     vocab: int,
     epochs: int,
     seed: int,
+    block_bits: int,
     strip_newsgroup: bool,
     device: str,
     no_baselines: bool,
@@ -473,7 +484,7 @@ def eval_(
             show(row)
         source: dict[str, Any] = {"index": target}
     else:
-        config = hasher_config(bit_lengths[0], vocab, epochs, seed, strip_newsgroup)
+        config = hasher_config(bit_lengths[0], vocab, epochs, seed, block_bits, strip_newsgroup)
         corpus = load_corpus(target)
         rows = evaluate_corpus(
             corpus,
