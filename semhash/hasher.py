@@ -34,7 +34,7 @@ class HasherConfig:
     neighbours repeated the codes' mistakes on stripped posts (0.471 -> 0.417 P@100
     at 32 bits); with the TF-IDF ones kept in the mix the recipe ``refinements=1,
     hidden=1000, noise_std=4, epochs=30`` lifts 20NG with headers (0.541 -> 0.557 at
-    32 bits, 0.553 -> 0.579 at 64) but still loses on stripped posts and Reuters at
+    32 bits; one 64-bit model 0.553 -> 0.579) but still loses on stripped posts and Reuters at
     32 bits, so it is an option, not the default (README, results).
 
     Codes longer than ``block_bits`` are built from blocks of at most that many
