@@ -195,13 +195,10 @@ class SemanticHasher:
         return codes_.pack(codes_.binarize(self.activations(texts, progress)))
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The models' parameters as numpy arrays (for safetensors); block i's as ``blocks.i.*``.
-
-        A single block keeps the plain names indexes saved before blocks used.
-        """
+        """The models' parameters as numpy arrays (for safetensors); block i's as ``blocks.i.*``."""
         models = self._require_models()
         return {
-            (f"blocks.{i}.{name}" if len(models) > 1 else name): value.detach().cpu().numpy()
+            _weight_prefix(i, len(models)) + name: value.detach().cpu().numpy()
             for i, model in enumerate(models)
             for name, value in model.state_dict().items()
         }
@@ -209,9 +206,10 @@ class SemanticHasher:
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild the models from :meth:`weights`; raises ``ValueError`` on a shape mismatch."""
         sizes = self.block_sizes()
-        models = []
+        models: list[SemanticHashingAutoencoder] = []
+        used: set[str] = set()
         for i, n_bits in enumerate(sizes):
-            prefix = f"blocks.{i}." if len(sizes) > 1 else ""
+            prefix = _weight_prefix(i, len(sizes))
             state = {
                 name[len(prefix) :]: torch.from_numpy(np.array(value))
                 for name, value in weights.items()
@@ -224,6 +222,9 @@ class SemanticHasher:
                 first = str(err).splitlines()[0]
                 raise ValueError(f"weights do not fit the model: {first}") from None
             models.append(model.eval())
+            used.update(prefix + name for name in state)
+        if unused := sorted(set(weights) - used):
+            raise ValueError(f"weights do not fit the model: unexpected {unused[0]!r}")
         self.models = models
 
     def _model_config(self, n_bits: int) -> ModelConfig:
@@ -256,6 +257,11 @@ class SemanticHasher:
         if not self.models:
             raise RuntimeError("the hasher is not trained: call fit() first")
         return self.models
+
+
+def _weight_prefix(block: int, n_blocks: int) -> str:
+    """Block ``block``'s weight names start with this; one block keeps the plain names."""
+    return f"blocks.{block}." if n_blocks > 1 else ""
 
 
 def _encode(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
