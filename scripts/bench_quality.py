@@ -56,11 +56,8 @@ REFERENCE = {
 # Each variant changes the default in one place ("train" keys go to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
-    "  refined by the codes (noise 4, hidden 1000, 30 epochs)": {
-        "refinements": 1,
-        "hidden": 1000,
-        "train": {"noise_std": 4.0, "epochs": 30},
-    },
+    "  no refinement (the default before)": {"refinements": 0},
+    "  refined by the first block's codes alone": {"refine_blocks": 1},
     "  own words only (no neighbours)": {"n_neighbors": 0},
     "  no code scale": {"code_scale": 0.0},
     "  no input dropout": {"dropout": 0.0},
@@ -144,8 +141,9 @@ def code_lengths(bits: list[int], block_bits: int) -> list[list[int]]:
     """Bit lengths grouped by the training run that measures them.
 
     A b-bit code made of whole ``block_bits`` blocks is the first blocks of any longer
-    one with the same seed (each block has its own seed), so one run of the longest
-    length reads the shorter ones off; other lengths are trained on their own.
+    one with the same seed (each block has its own seed, and the blocks that find the
+    refinement neighbours are the same, as real blocks or helpers), so one run of the
+    longest length reads the shorter ones off; other lengths are trained on their own.
     """
     longest = max(bits)
     shared = [b for b in bits if block_bits and b % block_bits == 0 and longest % block_bits == 0]

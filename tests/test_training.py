@@ -46,12 +46,15 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     config = replace(small_config(epochs=6), refinements=1, code_neighbors=30)
     hasher = SemanticHasher(config).fit(texts, progress=False)
     history = hasher.history
-    assert len(history.train_loss) == 6  # the epochs shared by the two stages
+    assert len(history.train_loss) == 6  # the epochs shared by the two stages; no helper's
     assert history.best_epoch >= 4  # kept from the second stage
-    plain = SemanticHasher(replace(small_config(epochs=6), refinements=0)).fit(
-        texts, progress=False
-    )
+    plain = SemanticHasher(replace(config, refinements=0)).fit(texts, progress=False)
+    alone = SemanticHasher(replace(config, refine_blocks=1)).fit(texts, progress=False)
+    # The neighbours of the second stage came from two blocks' codes, not this block's own.
     assert not np.array_equal(hasher.encode(texts), plain.encode(texts))
+    assert not np.array_equal(hasher.encode(texts), alone.encode(texts))
+    with pytest.raises(ValueError, match="refine_blocks must be at least 1"):
+        replace(config, refine_blocks=0)
 
 
 def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
@@ -62,7 +65,8 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
     assert long.block_sizes() == [8, 8, 4]
     assert len(long.history.train_loss) == 9  # three epochs per block
     codes = long.activations(texts)
-    # The first block is exactly the 8-bit hasher; the others learnt from their own seeds.
+    # The first block is exactly the 8-bit hasher (its helper block is this one's second);
+    # the others learnt from their own seeds.
     assert np.array_equal(codes[:, :8], short.activations(texts))
     assert not np.array_equal(codes[:, :8] > 0.5, codes[:, 8:16] > 0.5)
     scores = long.word_scores(codes[:3])
