@@ -74,6 +74,12 @@ def model_options(command: F) -> F:
             help="Longer codes are blocks of this many bits, one model each (0: one model).",
         ),
         click.option(
+            "--refinements",
+            default=HasherConfig.refinements,
+            show_default=True,
+            help="Rounds that find neighbours again by the codes and train on (0: none, faster).",
+        ),
+        click.option(
             "--strip-newsgroup",
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
@@ -88,11 +94,18 @@ def model_options(command: F) -> F:
 
 
 def hasher_config(
-    n_bits: int, vocab: int, epochs: int, seed: int, block_bits: int, strip: bool
+    n_bits: int,
+    vocab: int,
+    epochs: int,
+    seed: int,
+    block_bits: int,
+    refinements: int,
+    strip: bool,
 ) -> HasherConfig:
     return HasherConfig(
         n_bits=n_bits,
         block_bits=block_bits,
+        refinements=refinements,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip),
         train=replace(TrainConfig(), epochs=epochs, seed=seed),
     )
@@ -136,6 +149,7 @@ def index(
     epochs: int,
     seed: int,
     block_bits: int,
+    refinements: int,
     strip_newsgroup: bool,
     device: str,
     labels_from_folders: bool,
@@ -162,7 +176,7 @@ def index(
     if from_codes != (model_dir is not None):
         raise click.UsageError("--from-codes and --model go together")
     started = time.perf_counter()
-    config = hasher_config(bits, vocab, epochs, seed, block_bits, strip_newsgroup)
+    config = hasher_config(bits, vocab, epochs, seed, block_bits, refinements, strip_newsgroup)
     check_target(output, overwrite=force)  # fail before training, not after
     if model_dir is not None:
         from semhash.encode import read_codes  # needs the scale extra (pyarrow)
@@ -439,6 +453,7 @@ def eval_(
     epochs: int,
     seed: int,
     block_bits: int,
+    refinements: int,
     strip_newsgroup: bool,
     device: str,
     no_baselines: bool,
@@ -484,7 +499,9 @@ def eval_(
             show(row)
         source: dict[str, Any] = {"index": target}
     else:
-        config = hasher_config(bit_lengths[0], vocab, epochs, seed, block_bits, strip_newsgroup)
+        config = hasher_config(
+            bit_lengths[0], vocab, epochs, seed, block_bits, refinements, strip_newsgroup
+        )
         corpus = load_corpus(target)
         rows = evaluate_corpus(
             corpus,

@@ -131,6 +131,7 @@ def test_info(cli_index) -> None:
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "0"], "between 1 and 128"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "129"], "between 1 and 128"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--block-bits", "-1"], "block_bits must be"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
         (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),
