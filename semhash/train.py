@@ -78,6 +78,7 @@ def fit(
     progress: bool = True,
     device: str = "cpu",
     optimiser: torch.optim.Optimizer | None = None,
+    desc: str = "training",
 ) -> History:
     """Train ``model`` in place to map ``inputs`` (n, V) to ``targets`` (n, V) word distributions.
 
@@ -95,7 +96,7 @@ def fit(
     history = History()
     best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
     warmup = max(1, min(config.noise_warmup, config.epochs))
-    bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress)
     for epoch in bar:
         noise = config.noise_std * min(1.0, (epoch + 1) / warmup)
         rng.shuffle(train)
