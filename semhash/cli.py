@@ -77,7 +77,7 @@ def model_options(command: F) -> F:
             "--refinements",
             default=HasherConfig.refinements,
             show_default=True,
-            help="Rounds that find neighbours again by the codes and train on (0: none, faster).",
+            help="Rounds that find neighbours again by two blocks' codes and train on.",
         ),
         click.option(
             "--strip-newsgroup",

@@ -59,11 +59,11 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
 
 def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = replace(small_config(n_bits=20, epochs=3), block_bits=8)
+    config = replace(small_config(n_bits=20, epochs=3), block_bits=8, refinements=1)
     long = SemanticHasher(config).fit(texts, progress=False)
     short = SemanticHasher(replace(config, n_bits=8)).fit(texts, progress=False)
     assert long.block_sizes() == [8, 8, 4]
-    assert len(long.history.train_loss) == 9  # three epochs per block
+    assert len(long.history.train_loss) == 9  # three epochs per block, over the two rounds
     codes = long.activations(texts)
     # The first block is exactly the 8-bit hasher (its helper block is this one's second);
     # the others learnt from their own seeds.
