@@ -27,7 +27,10 @@ class HasherConfig:
     """Everything that decides a hasher's codes; saved in the index manifest.
 
     ``n_neighbors`` > 0 trains the decoder to reconstruct a mix of the document's
-    words (weight ``self_weight``) and its nearest TF-IDF neighbours' words.
+    words (weight ``self_weight``) and its nearest TF-IDF neighbours' words; in a
+    corpus of fewer than ``n_neighbors / neighbor_fraction`` documents, the nearest
+    ``neighbor_fraction`` of it (1 %: 20 neighbours of 2,000 posts lifted P@100 from
+    0.264 to 0.323; a neighbourhood should stay well inside a topic).
 
     Codes longer than ``block_bits`` are built from blocks of at most that many
     bits, each learnt by its own autoencoder from its own seed (``seed + 1000 *
@@ -56,6 +59,7 @@ class HasherConfig:
     refinements: int = 0
     refine_blocks: int = 2
     code_neighbors: int = 100
+    neighbor_fraction: float = 0.01
     code_scale: float = 8.0
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -69,8 +73,16 @@ class HasherConfig:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.refine_blocks < 1:
             raise ValueError(f"refine_blocks must be at least 1, got {self.refine_blocks}")
+        if not 0.0 <= self.neighbor_fraction <= 1.0:
+            raise ValueError(f"neighbor_fraction must be in [0, 1], got {self.neighbor_fraction}")
         if not 0.0 <= self.self_weight <= 1.0:
             raise ValueError(f"self_weight must be in [0, 1], got {self.self_weight}")
+
+    def neighbourhood(self, most: int, n_documents: int) -> int:
+        """How many neighbours to mix in: ``most``, or fewer in a small corpus."""
+        if self.neighbor_fraction == 0:
+            return most
+        return min(most, max(1, round(self.neighbor_fraction * n_documents)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +92,7 @@ class HasherConfig:
         state = dict(state)
         state.setdefault("block_bits", 0)  # saved before blocks: one model for all bits
         state.setdefault("refine_blocks", 1)  # saved before: a model refined by its own codes
+        state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
         train = TrainConfig(**state.pop("train"))
         return cls(vectorizer=vectorizer, train=train, **state)
@@ -114,8 +127,9 @@ class SemanticHasher:
         self.vectorizer.fit(texts)
         counts = self.vectorizer.counts(texts, progress=progress)
         inputs = self.vectorizer.weight(counts)
-        logger.info("finding %d TF-IDF neighbours per document", cfg.n_neighbors)
-        tfidf_neighbours = nearest_neighbours(inputs, cfg.n_neighbors, progress=progress)
+        n_neighbours = cfg.neighbourhood(cfg.n_neighbors, len(texts))
+        logger.info("finding %d TF-IDF neighbours per document", n_neighbours)
+        tfidf_neighbours = nearest_neighbours(inputs, n_neighbours, progress=progress)
         sizes, n_stages = self.block_sizes(), self._n_stages()
         n_teachers = cfg.refine_blocks if n_stages > 1 else 0
         # A code with fewer blocks than the teachers trains the missing ones as helpers.
@@ -128,7 +142,7 @@ class SemanticHasher:
             if stage:
                 logger.info("finding the neighbours again by the codes (round %d)", stage)
                 teachers = np.hstack([_encode(t.model, inputs) for t in trainers[:n_teachers]])
-                found = code_neighbours(teachers, cfg.code_neighbors)
+                found = code_neighbours(teachers, cfg.neighbourhood(cfg.code_neighbors, len(texts)))
                 # The TF-IDF neighbours stay in the mix as an anchor: a neighbour both
                 # find counts twice, and the codes' own mistakes are not all reinforced.
                 neighbours = np.hstack([tfidf_neighbours, found])

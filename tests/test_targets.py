@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
+from semhash import HasherConfig
 from semhash.targets import (
     code_neighbours,
     nearest_neighbours,
@@ -55,3 +57,15 @@ def test_code_neighbours_are_nearest_by_centred_cosine_never_itself() -> None:
         np.sort(np.take_along_axis(sims, found, 1), axis=1)[:, ::-1], best, atol=1e-5
     )
     assert found[3, 0] == 7 and found[7, 0] == 3
+
+
+def test_a_small_corpus_mixes_in_one_percent_of_its_documents() -> None:
+    config = HasherConfig()
+    assert config.neighbourhood(100, 2_000) == 20
+    assert config.neighbourhood(100, 50_000) == 100  # at most the configured number
+    assert config.neighbourhood(100, 30) == 1
+    assert HasherConfig(neighbor_fraction=0).neighbourhood(100, 2_000) == 100
+    saved_before = {k: v for k, v in config.to_dict().items() if k != "neighbor_fraction"}
+    assert HasherConfig.from_dict(saved_before).neighbor_fraction == 0  # retrains as it did
+    with pytest.raises(ValueError, match="neighbor_fraction"):
+        HasherConfig(neighbor_fraction=2)
