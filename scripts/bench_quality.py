@@ -29,7 +29,7 @@ import numpy as np
 from semhash import Corpus, HasherConfig, SemanticHasher, TrainConfig, VectorizerConfig, load_corpus
 from semhash.codes import binarize, pack
 from semhash.evaluation import hamming_precision
-from semhash.protocol import Split, baseline_rows, make_split
+from semhash.protocol import Split, baseline_rows, make_split, training_plan
 from semhash.text import Vectorizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -99,6 +99,14 @@ def drop_by_length(corpus: Corpus, strip: bool) -> Corpus:
     return corpus.subset([i for i, n in enumerate(lengths) if 5 < n <= 500])
 
 
+def variant_config(kw: dict, train: dict, setting: Setting, seed: int) -> HasherConfig:
+    """The default with a variant's changes (its "train" key changes TrainConfig)."""
+    variant = dict(kw)
+    train_config = replace(TrainConfig(), seed=seed, **train, **variant.pop("train", {}))
+    base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
+    return replace(base, train=train_config, **variant)
+
+
 _CACHE: dict[tuple[str, bool], tuple[Split, Split]] = {}
 
 
@@ -111,10 +119,8 @@ def train_one(task: dict) -> dict:
     if key not in _CACHE:
         _CACHE[key] = prepare(setting, Path(task["corpora"]), task["length_filter"])
     val, test = _CACHE[key]
-    base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
-    variant = dict(task["variant_kw"])
-    train = replace(TrainConfig(), seed=task["seed"], **task["train"], **variant.pop("train", {}))
-    config = replace(base, n_bits=max(task["bits"]), train=train, **variant)
+    config = variant_config(task["variant_kw"], task["train"], setting, task["seed"])
+    config = replace(config, n_bits=max(task["bits"]))
     start = time.perf_counter()
     hasher = SemanticHasher(config).fit(test.train.texts, progress=False, device=task["device"])
     seconds_per_bit = (time.perf_counter() - start) / config.n_bits
@@ -143,19 +149,6 @@ def train_one(task: dict) -> dict:
         print(json.dumps(result), file=sys.stderr, flush=True)
         results.append(result)
     return results
-
-
-def code_lengths(bits: list[int], block_bits: int) -> list[list[int]]:
-    """Bit lengths grouped by the training run that measures them.
-
-    A b-bit code made of whole ``block_bits`` blocks is the first blocks of any longer
-    one with the same seed (each block has its own seed, and the blocks that find the
-    refinement neighbours are the same, as real blocks or helpers), so one run of the
-    longest length reads the shorter ones off; other lengths are trained on their own.
-    """
-    longest = max(bits)
-    shared = [b for b in bits if block_bits and b % block_bits == 0 and longest % block_bits == 0]
-    return ([shared] if shared else []) + [[b] for b in bits if b not in shared]
 
 
 def main() -> None:
@@ -192,8 +185,8 @@ def make_tasks(args: argparse.Namespace, settings: list[Setting]) -> list[dict]:
             if not default and setting is not settings[0]:
                 continue  # variants: first setting only, 32 and 64 bits
             bits = args.bits if default else [b for b in args.bits if b in (32, 64)]
-            block_bits = kw.get("block_bits", HasherConfig().block_bits)
-            for lengths in code_lengths(bits, block_bits) if bits else []:
+            plan = training_plan(variant_config(kw, train, setting, 0), bits) if bits else {}
+            for lengths in plan.values():  # shorter codes read off a longer one's blocks
                 for seed in range(args.seeds if default else 1):
                     tasks.append(
                         {

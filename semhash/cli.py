@@ -462,8 +462,9 @@ def eval_(
 ) -> None:
     """Precision@k of test documents querying train documents (a hit shares a label).
 
-    TARGET is an index folder (its stored codes are scored) or a corpus (one model
-    is trained per bit length).  Baselines run on the same split in the same run.
+    TARGET is an index folder (its stored codes are scored) or a corpus (trained at
+    each bit length; a length made of a longer one's first 32-bit blocks is read off
+    it).  Baselines run on the same split in the same run.
 
     Example: semhash eval 20newsgroups --bits 16,32,64
     """

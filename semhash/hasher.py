@@ -110,7 +110,8 @@ class SemanticHasher:
         self.config = config or HasherConfig()
         self.vectorizer = Vectorizer(self.config.vectorizer)
         self.models: list[SemanticHashingAutoencoder] = []  # one per code block
-        self.history = History()
+        self.history = History()  # the blocks' histories one after another
+        self.block_histories: list[History] = []  # kept by fit, not saved
 
     @property
     def n_bits(self) -> int:
@@ -130,12 +131,10 @@ class SemanticHasher:
         n_neighbours = cfg.neighbourhood(cfg.n_neighbors, len(texts))
         logger.info("finding %d TF-IDF neighbours per document", n_neighbours)
         tfidf_neighbours = nearest_neighbours(inputs, n_neighbours, progress=progress)
-        sizes, n_stages = self.block_sizes(), self._n_stages()
-        n_teachers = cfg.refine_blocks if n_stages > 1 else 0
-        # A code with fewer blocks than the teachers trains the missing ones as helpers.
+        sizes, n_stages, n_teachers = self.block_sizes(), self._n_stages(), self._n_teachers()
         trainers = [
             _Block(self._model_config(n_bits), self._stages(cfg.train.seed + 1000 * i))
-            for i, n_bits in enumerate(sizes + sizes[:1] * max(0, n_teachers - len(sizes)))
+            for i, n_bits in enumerate(self._trainer_sizes())
         ]
         neighbours = tfidf_neighbours
         for stage in range(n_stages):
@@ -153,15 +152,53 @@ class SemanticHasher:
                     role = f"block {i + 1}/{len(sizes)}" if i < len(sizes) else "helper block"
                     desc = f"training {role}, round {stage + 1}/{n_stages}"
                     trainer.train(stage, inputs, targets, progress, device, desc)
-        self.models, self.history = [t.model for t in trainers[: len(sizes)]], History()
-        for trainer in trainers[: len(sizes)]:
-            self.history.extend(trainer.history)
+        self.models = [t.model for t in trainers[: len(sizes)]]
+        self.block_histories = [t.history for t in trainers[: len(sizes)]]
+        self.history = _joined(self.block_histories)
         return self
+
+    def first_blocks(self, n_bits: int) -> SemanticHasher:
+        """The hasher made of the first blocks that add up to ``n_bits``.
+
+        Each block has its own seed and the refinement's teachers are the same blocks
+        (real or helpers) whatever the code length, so this is exactly what a hasher
+        of ``n_bits`` with this configuration learns: one training serves every
+        shorter whole-block length.
+        """
+        if not self.covers(n_bits):
+            raise ValueError(f"{n_bits} bits are not the first blocks of {self.block_sizes()}")
+        shorter = SemanticHasher(replace(self.config, n_bits=n_bits))
+        n_blocks = len(shorter.block_sizes())
+        shorter.vectorizer = self.vectorizer
+        shorter.models = self._require_models()[:n_blocks]
+        shorter.block_histories = self.block_histories[:n_blocks]
+        shorter.history = _joined(shorter.block_histories)
+        return shorter
+
+    def covers(self, n_bits: int) -> bool:
+        """Whether :meth:`first_blocks` can give ``n_bits`` (known before training)."""
+        if n_bits > self.n_bits:
+            return False
+        trained = SemanticHasher(replace(self.config, n_bits=n_bits))._trainer_sizes()
+        return self._trainer_sizes()[: len(trained)] == trained
 
     def block_sizes(self) -> list[int]:
         """Bits of each code block, in code order."""
         n, block = self.n_bits, self.config.block_bits or self.n_bits
         return [block] * (n // block) + ([n % block] if n % block else [])
+
+    def _n_teachers(self) -> int:
+        """How many blocks find the refinement's code neighbours (0: no refinement)."""
+        return self.config.refine_blocks if self._n_stages() > 1 else 0
+
+    def _trainer_sizes(self) -> list[int]:
+        """Bits of each block trained, helpers included.
+
+        A code with fewer blocks than the teachers trains the missing ones as helpers
+        (of the first block's size).
+        """
+        sizes = self.block_sizes()
+        return sizes + sizes[:1] * max(0, self._n_teachers() - len(sizes))
 
     def _n_stages(self) -> int:
         return len(self._stages(self.config.train.seed))
@@ -293,6 +330,13 @@ class _Block:
         self.history.extend(
             fit(self.model, inputs, targets, config, progress, device, self.optimiser, desc)
         )
+
+
+def _joined(histories: list[History]) -> History:
+    joined = History()
+    for history in histories:
+        joined.extend(history)
+    return joined
 
 
 def _weight_prefix(block: int, n_blocks: int) -> str:

@@ -1,10 +1,21 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from semhash.baselines import ITQ, RandomHyperplaneLSH
 from semhash.codes import pack
 from semhash.evaluation import hamming_precision, label_matrix, precision_at_k
-from semhash.protocol import ProtocolError, evaluate_index, make_split
+from semhash.hasher import HasherConfig
+from semhash.protocol import (
+    ProtocolError,
+    evaluate_corpus,
+    evaluate_index,
+    make_split,
+    training_plan,
+)
+
+from .conftest import small_config
 
 
 def test_tie_aware_precision_is_the_expectation_over_tied_orders() -> None:
@@ -49,3 +60,22 @@ def test_protocol_rows_rank_exact_tfidf_above_lsh(trained_index) -> None:
 def test_protocol_needs_labels_and_both_splits(newsgroups_sample) -> None:
     with pytest.raises(ProtocolError, match="split 'train' and split 'test'"):
         make_split(newsgroups_sample.split("train"))
+
+
+def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
+    config = HasherConfig()  # blocks of 32 bits
+    assert training_plan(config, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
+    assert training_plan(replace(config, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
+    # With refinement a 32-bit code trains a 32-bit helper: a 40-bit one's second block is 8.
+    refined = replace(config, refinements=1)
+    assert training_plan(refined, [32, 40, 64]) == {64: [32, 64], 40: [40]}
+
+
+def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:
+    corpus = newsgroups_sample.subset(list(range(0, 2300, 2)))
+    config = replace(small_config(n_bits=8, epochs=3), block_bits=8)
+    both = evaluate_corpus(corpus, [16, 8], config, baselines=False)
+    alone = evaluate_corpus(corpus, [8], config, baselines=False)
+    assert [(r.method, r.n_bits) for r in both] == [("semhash", 8), ("semhash", 16)]
+    assert both[0].tie_aware == alone[0].tie_aware
+    assert both[1].seconds > both[0].seconds  # each row counts its own blocks' training
