@@ -60,8 +60,9 @@ REFERENCE = {
 # Each variant changes the default in one place ("train" keys go to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
-    "  refined by two blocks' codes (--refinements 1)": {"refinements": 1},
-    "  refined by the first block's codes alone": {"refinements": 1, "refine_blocks": 1},
+    "  no refinement (--refinements 0)": {"refinements": 0},
+    "  code neighbours from the whole corpus": {"candidate_factor": 0},
+    "  refined by the first block's codes alone": {"refine_blocks": 1},
     "  own words only (no neighbours)": {"n_neighbors": 0},
     "  no code scale": {"code_scale": 0.0},
     "  no input dropout": {"dropout": 0.0},

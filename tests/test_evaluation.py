@@ -63,11 +63,12 @@ def test_protocol_needs_labels_and_both_splits(newsgroups_sample) -> None:
 
 
 def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
-    config = HasherConfig()  # blocks of 32 bits
-    assert training_plan(config, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
-    assert training_plan(replace(config, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
-    # With refinement a 32-bit code trains a 32-bit helper: a 40-bit one's second block is 8.
-    refined = replace(config, refinements=1)
+    plain = HasherConfig(refinements=0)  # blocks of 32 bits, each on its own
+    assert training_plan(plain, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
+    assert training_plan(plain, [32, 40]) == {40: [32, 40]}
+    assert training_plan(replace(plain, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
+    # A refined 32-bit code trains a 32-bit helper, but a 40-bit code's second block is 8.
+    refined = replace(plain, refinements=1)
     assert training_plan(refined, [32, 40, 64]) == {64: [32, 64], 40: [40]}
 
 

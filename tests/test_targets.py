@@ -7,6 +7,7 @@ from semhash.targets import (
     code_neighbours,
     nearest_neighbours,
     neighbourhood_targets,
+    rerank_by_codes,
     word_distributions,
 )
 
@@ -69,3 +70,17 @@ def test_a_small_corpus_mixes_in_one_percent_of_its_documents() -> None:
     assert HasherConfig.from_dict(saved_before).neighbor_fraction == 0  # retrains as it did
     with pytest.raises(ValueError, match="neighbor_fraction"):
         HasherConfig(neighbor_fraction=2)
+
+
+def test_refinement_neighbours_are_the_candidates_nearest_by_the_codes() -> None:
+    units = np.array([[0.9, 0.9], [0.1, 0.1], [0.8, 0.7], [0.2, 0.9], [0.9, 0.8]], np.float32)
+    candidates = np.array([[1, 2, 3], [0, 2, 3], [1, 3, 0], [0, 1, 2], [1, 3, 2]])
+    found = rerank_by_codes(units, candidates, 2)
+    # Row 0 agrees most with 4, but 4 is no candidate of it: 2 first, then 3; row 1 (the
+    # opposite code) disagrees least with 3.
+    assert found.tolist() == [[2, 3], [3, 2], [0, 3], [0, 2], [2, 3]]
+    assert rerank_by_codes(units, candidates, 5).shape == (5, 3)  # never more than offered
+    saved_before = {k: v for k, v in HasherConfig().to_dict().items() if k != "candidate_factor"}
+    assert HasherConfig.from_dict(saved_before).candidate_factor == 0  # retrains as it did
+    with pytest.raises(ValueError, match="candidate_factor"):
+        HasherConfig(candidate_factor=-1)

@@ -50,9 +50,12 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     assert history.best_epoch >= 4  # kept from the second stage
     plain = SemanticHasher(replace(config, refinements=0)).fit(texts, progress=False)
     alone = SemanticHasher(replace(config, refine_blocks=1)).fit(texts, progress=False)
-    # The neighbours of the second stage came from two blocks' codes, not this block's own.
+    anywhere = SemanticHasher(replace(config, candidate_factor=0)).fit(texts, progress=False)
+    # The neighbours of the second stage came from two blocks' codes, not this block's own,
+    # and from among the TF-IDF candidates, not from anywhere in the corpus.
     assert not np.array_equal(hasher.encode(texts), plain.encode(texts))
     assert not np.array_equal(hasher.encode(texts), alone.encode(texts))
+    assert not np.array_equal(hasher.encode(texts), anywhere.encode(texts))
     with pytest.raises(ValueError, match="refine_blocks must be at least 1"):
         replace(config, refine_blocks=0)
 
