@@ -71,14 +71,14 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
     # The first block is exactly the 8-bit hasher (its helper block is this one's second);
     # the others learnt from their own seeds.
     assert np.array_equal(codes[:, :8], short.activations(texts))
-    # ...so the longer training gives the shorter hasher whole, history included.
+    assert not np.array_equal(codes[:, :8] > 0.5, codes[:, 8:16] > 0.5)
+    # The longer training gives the shorter hasher whole, history included.
     assert long.covers(16) and not long.covers(12) and not short.covers(16)
     read_off = long.first_blocks(8)
     assert np.array_equal(read_off.activations(texts), short.activations(texts))
     assert read_off.history.train_loss == short.history.train_loss
     with pytest.raises(ValueError, match="12 bits are not the first blocks of"):
         long.first_blocks(12)
-    assert not np.array_equal(codes[:, :8] > 0.5, codes[:, 8:16] > 0.5)
     scores = long.word_scores(codes[:3])
     assert scores.shape == (3, long.vectorizer.vocab_size)
     assert np.allclose(np.exp(scores).sum(axis=1), 1.0, atol=1e-4)  # one distribution per code
