@@ -80,6 +80,13 @@ def model_options(command: F) -> F:
             help="Rounds that find neighbours again by two blocks' codes and train on.",
         ),
         click.option(
+            "--train-sample",
+            default=HasherConfig.train_sample,
+            type=click.IntRange(min=0),
+            show_default=True,
+            help="Train on this many documents drawn at random, index all (0: train on all).",
+        ),
+        click.option(
             "--strip-newsgroup",
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
@@ -95,18 +102,21 @@ def model_options(command: F) -> F:
 
 def hasher_config(
     n_bits: int,
+    *,
     vocab: int,
     epochs: int,
     seed: int,
     block_bits: int,
     refinements: int,
-    strip: bool,
+    train_sample: int,
+    strip_newsgroup: bool,
 ) -> HasherConfig:
     return HasherConfig(
         n_bits=n_bits,
         block_bits=block_bits,
         refinements=refinements,
-        vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip),
+        train_sample=train_sample,
+        vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
         train=replace(TrainConfig(), epochs=epochs, seed=seed),
     )
 
@@ -150,6 +160,7 @@ def index(
     seed: int,
     block_bits: int,
     refinements: int,
+    train_sample: int,
     strip_newsgroup: bool,
     device: str,
     labels_from_folders: bool,
@@ -176,7 +187,16 @@ def index(
     if from_codes != (model_dir is not None):
         raise click.UsageError("--from-codes and --model go together")
     started = time.perf_counter()
-    config = hasher_config(bits, vocab, epochs, seed, block_bits, refinements, strip_newsgroup)
+    config = hasher_config(
+        bits,
+        vocab=vocab,
+        epochs=epochs,
+        seed=seed,
+        block_bits=block_bits,
+        refinements=refinements,
+        train_sample=train_sample,
+        strip_newsgroup=strip_newsgroup,
+    )
     check_target(output, overwrite=force)  # fail before training, not after
     if model_dir is not None:
         from semhash.encode import read_codes  # needs the scale extra (pyarrow)
@@ -454,6 +474,7 @@ def eval_(
     seed: int,
     block_bits: int,
     refinements: int,
+    train_sample: int,
     strip_newsgroup: bool,
     device: str,
     no_baselines: bool,
@@ -501,7 +522,14 @@ def eval_(
         source: dict[str, Any] = {"index": target}
     else:
         config = hasher_config(
-            bit_lengths[0], vocab, epochs, seed, block_bits, refinements, strip_newsgroup
+            bit_lengths[0],
+            vocab=vocab,
+            epochs=epochs,
+            seed=seed,
+            block_bits=block_bits,
+            refinements=refinements,
+            train_sample=train_sample,
+            strip_newsgroup=strip_newsgroup,
         )
         corpus = load_corpus(target)
         rows = evaluate_corpus(

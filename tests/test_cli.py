@@ -21,9 +21,12 @@ def corpus_file(newsgroups_sample, tmp_path_factory):
 def cli_index(corpus_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "idx"
     result = CliRunner().invoke(
-        main, ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
+        main,
+        ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
+        + ["--train-sample", "600"],
     )
     assert result.exit_code == 0, result.output
+    # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
     return out
 
@@ -131,6 +134,7 @@ def test_info(cli_index) -> None:
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "0"], "between 1 and 128"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "129"], "between 1 and 128"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--block-bits", "-1"], "block_bits must be"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--train-sample", "-1"], "x>=0"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),

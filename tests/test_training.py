@@ -34,6 +34,24 @@ def test_same_seed_gives_identical_codes(newsgroups_sample) -> None:
     assert not np.array_equal(first.encode(texts), other.encode(texts))
 
 
+def test_train_sample_trains_on_a_seeded_draw(newsgroups_sample) -> None:
+    texts = newsgroups_sample.split("train").texts[:600]
+    config = replace(small_config(epochs=2), train_sample=200)
+    sampled = SemanticHasher(config).fit(texts, progress=False)
+    # The same as training on the documents the seed draws, kept in corpus order.
+    drawn = np.sort(np.random.default_rng(config.train.seed).choice(600, 200, replace=False))
+    alone = SemanticHasher(replace(config, train_sample=0)).fit(
+        [texts[i] for i in drawn], progress=False
+    )
+    assert sampled.vectorizer.vocabulary_ == alone.vectorizer.vocabulary_
+    assert np.array_equal(sampled.encode(texts), alone.encode(texts))
+    whole = SemanticHasher(replace(config, train_sample=0)).fit(texts, progress=False)
+    assert whole.vectorizer.vocabulary_ != sampled.vectorizer.vocabulary_
+    # A sample as large as the corpus is the whole corpus.
+    same = SemanticHasher(replace(config, train_sample=600)).fit(texts, progress=False)
+    assert np.array_equal(same.encode(texts), whole.encode(texts))
+
+
 def test_training_history_records_losses_and_best_epoch(trained_index) -> None:
     history = trained_index.hasher.history
     assert len(history.train_loss) == len(history.val_loss) >= 3
