@@ -61,6 +61,7 @@ REFERENCE = {
 VARIANTS = {
     "semhash (default)": {},
     "  no refinement (--refinements 0)": {"refinements": 0},
+    "  two refinement rounds (--refinements 2)": {"refinements": 2},
     "  code neighbours from the whole corpus": {"candidate_factor": 0},
     "  refined by the first block's codes alone": {"refine_blocks": 1},
     "  own words only (no neighbours)": {"n_neighbors": 0},
@@ -289,7 +290,7 @@ def parse_args() -> argparse.Namespace:
         "--config",
         type=json.loads,
         default={},
-        help="changes to the default for every row, as JSON: '{\"refinements\": 1}'",
+        help="changes to the default for every row, as JSON: '{\"refinements\": 0}'",
     )
     parser.add_argument(
         "--length-filter", action="store_true", help="drop docs with <=5 or >500 tokens"

@@ -23,16 +23,22 @@ def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def nearest_neighbours(
-    tfidf: sp.csr_matrix, k: int, block: int = 2048, progress: bool = False
+    tfidf: sp.csr_matrix,
+    k: int,
+    block: int = 2048,
+    progress: bool = False,
+    max_floats: int = 1 << 26,
 ) -> np.ndarray:
     """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``: ``(n, k)`` int64.
 
-    Exact, in blocks of ``block`` rows so memory stays ``block * n`` floats.
+    Exact, in blocks of at most ``block`` rows and ``max_floats`` similarities (256 MB),
+    so a large corpus takes smaller blocks rather than ``block * n`` floats at once.
     """
     n = tfidf.shape[0]
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
+    block = max(1, min(block, max_floats // n))
     transposed = tfidf.T.tocsc()
     result = np.empty((n, k), dtype=np.int64)
     starts = range(0, n, block)

@@ -28,6 +28,8 @@ def test_nearest_neighbours_match_brute_force_cosine() -> None:
     found = nearest_neighbours(x, 5, block=64)  # several blocks
     assert np.array_equal(np.take_along_axis(sims, found, 1), np.take_along_axis(sims, expected, 1))
     assert not np.any(found == np.arange(300)[:, None])  # never itself
+    # A memory cap of 7 rows' similarities gives smaller blocks, the same neighbours.
+    assert np.array_equal(nearest_neighbours(x, 5, max_floats=300 * 7), found)
 
 
 def test_targets_are_distributions_mixing_self_and_neighbours() -> None:
