@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -61,8 +61,29 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     ctx.obj = {"progress": not quiet}
 
 
+_MODEL_KEYS = (
+    "vocab",
+    "epochs",
+    "seed",
+    "block_bits",
+    "refinements",
+    "train_sample",
+    "strip_newsgroup",
+)
+
+
 def model_options(command: F) -> F:
-    """Options that decide how a model is trained (shared by ``index`` and ``eval``)."""
+    """Options that decide how a model is trained (shared by ``index`` and ``eval``).
+
+    The command receives them as one ``model`` dict for :func:`hasher_config`, and
+    ``device`` on its own.
+    """
+
+    @functools.wraps(command)
+    def collected(*args: Any, **kwargs: Any) -> Any:
+        kwargs["model"] = {key: kwargs.pop(key) for key in _MODEL_KEYS}
+        return command(*args, **kwargs)
+
     options = [
         click.option("--vocab", default=10000, show_default=True, help="Vocabulary size."),
         click.option("--epochs", default=TrainConfig.epochs, show_default=True),
@@ -96,8 +117,8 @@ def model_options(command: F) -> F:
         ),
     ]
     for option in reversed(options):
-        command = option(command)
-    return command
+        collected = option(collected)
+    return cast(F, collected)
 
 
 def hasher_config(
@@ -155,13 +176,7 @@ def index(
     corpus: str,
     output: Path,
     bits: int,
-    vocab: int,
-    epochs: int,
-    seed: int,
-    block_bits: int,
-    refinements: int,
-    train_sample: int,
-    strip_newsgroup: bool,
+    model: dict[str, Any],
     device: str,
     labels_from_folders: bool,
     force: bool,
@@ -187,16 +202,7 @@ def index(
     if from_codes != (model_dir is not None):
         raise click.UsageError("--from-codes and --model go together")
     started = time.perf_counter()
-    config = hasher_config(
-        bits,
-        vocab=vocab,
-        epochs=epochs,
-        seed=seed,
-        block_bits=block_bits,
-        refinements=refinements,
-        train_sample=train_sample,
-        strip_newsgroup=strip_newsgroup,
-    )
+    config = hasher_config(bits, **model)
     check_target(output, overwrite=force)  # fail before training, not after
     if model_dir is not None:
         from semhash.encode import read_codes  # needs the scale extra (pyarrow)
@@ -469,13 +475,7 @@ def eval_(
     target: str,
     bits: str | None,
     k: int,
-    vocab: int,
-    epochs: int,
-    seed: int,
-    block_bits: int,
-    refinements: int,
-    train_sample: int,
-    strip_newsgroup: bool,
+    model: dict[str, Any],
     device: str,
     no_baselines: bool,
     report: Path,
@@ -521,16 +521,7 @@ def eval_(
             show(row)
         source: dict[str, Any] = {"index": target}
     else:
-        config = hasher_config(
-            bit_lengths[0],
-            vocab=vocab,
-            epochs=epochs,
-            seed=seed,
-            block_bits=block_bits,
-            refinements=refinements,
-            train_sample=train_sample,
-            strip_newsgroup=strip_newsgroup,
-        )
+        config = hasher_config(bit_lengths[0], **model)
         corpus = load_corpus(target)
         rows = evaluate_corpus(
             corpus,
