@@ -25,6 +25,8 @@ from semhash.train import History, TrainConfig, adam, dense, fit
 
 logger = logging.getLogger(__name__)
 _ENCODE_BLOCK = 2048
+_LARGE_TRAINING = 200_000  # documents: ~6 GB of targets and hours of exact neighbour search
+_TARGET_BYTES = 30_000  # per training document, measured on 20NG (314 MB for 11,314 posts)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,14 @@ class SemanticHasher:
             raise ValueError("cannot fit on an empty list of documents")
         cfg = self.config
         texts = self._sample(texts)
+        if len(texts) > _LARGE_TRAINING:
+            logger.warning(
+                "training on all %d documents needs about %.0f GB for the targets and an "
+                "exact neighbour search that grows with their square; "
+                "--train-sample N (HasherConfig.train_sample) trains on a sample and indexes all",
+                len(texts),
+                len(texts) * _TARGET_BYTES / 1e9,
+            )
         logger.info("fitting the vocabulary on %d documents", len(texts))
         self.vectorizer.fit(texts)
         counts = self.vectorizer.counts(texts, progress=progress)

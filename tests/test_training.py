@@ -52,6 +52,19 @@ def test_train_sample_trains_on_a_seeded_draw(newsgroups_sample) -> None:
     assert np.array_equal(same.encode(texts), whole.encode(texts))
 
 
+def test_a_large_training_set_warns_and_names_train_sample(
+    newsgroups_sample, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr("semhash.hasher._LARGE_TRAINING", 100)
+    texts = newsgroups_sample.split("train").texts[:300]
+    SemanticHasher(small_config(epochs=1)).fit(texts, progress=False)
+    assert "training on all 300 documents" in caplog.text and "--train-sample" in caplog.text
+    caplog.clear()
+    sampled = replace(small_config(epochs=1), train_sample=100)
+    SemanticHasher(sampled).fit(texts, progress=False)
+    assert "--train-sample" not in caplog.text  # the sample is small enough
+
+
 def test_training_history_records_losses_and_best_epoch(trained_index) -> None:
     history = trained_index.hasher.history
     assert len(history.train_loss) == len(history.val_loss) >= 3
