@@ -147,15 +147,7 @@ class SemanticHasher:
         if len(texts) == 0:
             raise ValueError("cannot fit on an empty list of documents")
         cfg = self.config
-        texts = self._sample(texts)
-        if len(texts) > _LARGE_TRAINING:
-            logger.warning(
-                "training on all %d documents needs about %.0f GB for the targets and an "
-                "exact neighbour search that grows with their square; "
-                "--train-sample N (HasherConfig.train_sample) trains on a sample and indexes all",
-                len(texts),
-                len(texts) * _TARGET_BYTES / 1e9,
-            )
+        texts = self._training_texts(texts)
         logger.info("fitting the vocabulary on %d documents", len(texts))
         self.vectorizer.fit(texts)
         counts = self.vectorizer.counts(texts, progress=progress)
@@ -196,14 +188,25 @@ class SemanticHasher:
         self.history = _joined(self.block_histories)
         return self
 
-    def _sample(self, texts: Sequence[str]) -> Sequence[str]:
-        """``train_sample`` of ``texts`` drawn from the seed, in corpus order (all when fewer)."""
+    def _training_texts(self, texts: Sequence[str]) -> Sequence[str]:
+        """``train_sample`` of ``texts`` drawn from the seed, in corpus order (all when fewer).
+
+        Training on more than ``_LARGE_TRAINING`` documents warns, naming the option.
+        """
         size = self.config.train_sample
-        if not size or len(texts) <= size:
-            return texts
-        logger.info("training on %d of %d documents drawn at random", size, len(texts))
-        rng = np.random.default_rng(self.config.train.seed)
-        return [texts[i] for i in np.sort(rng.choice(len(texts), size, replace=False))]
+        if size and len(texts) > size:
+            logger.info("training on %d of %d documents drawn at random", size, len(texts))
+            rng = np.random.default_rng(self.config.train.seed)
+            texts = [texts[i] for i in np.sort(rng.choice(len(texts), size, replace=False))]
+        if len(texts) > _LARGE_TRAINING:
+            logger.warning(
+                "training on all %d documents needs about %.0f GB for the targets and an "
+                "exact neighbour search that grows with their square; --train-sample N "
+                "(HasherConfig.train_sample) trains on a sample and indexes all",
+                len(texts),
+                len(texts) * _TARGET_BYTES / 1e9,
+            )
+        return texts
 
     def first_blocks(self, n_bits: int) -> SemanticHasher:
         """The hasher made of the first blocks that add up to ``n_bits``.
