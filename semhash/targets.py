@@ -81,11 +81,12 @@ def rerank_by_codes(activations: np.ndarray, candidates: np.ndarray, k: int) -> 
     rows = centred_unit_rows(activations)
     k = min(k, candidates.shape[1])
     result = np.empty((len(rows), k), dtype=np.int64)
-    for start in range(0, len(rows), 1024):
-        pool = candidates[start : start + 1024]
-        sims = np.einsum("nkd,nd->nk", rows[pool], rows[start : start + 1024])
+    block = 1024  # rows at a time: block x candidates x bits floats
+    for start in range(0, len(rows), block):
+        pool = candidates[start : start + block]
+        sims = np.einsum("nkd,nd->nk", rows[pool], rows[start : start + block])
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        result[start : start + 1024] = np.take_along_axis(pool, order, axis=1)
+        result[start : start + block] = np.take_along_axis(pool, order, axis=1)
     return result
 
 
