@@ -222,14 +222,17 @@ def format_markdown(
     cells: dict[tuple[str, str], dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         cells[(r["setting_name"], r["variant"])][r["bits"]].append(r)
+    timed = min(bits)  # the training time column: the shortest code, the one every run has
     head = (
-        "| setting | method | " + " | ".join(f"{b} bits" for b in bits) + " | train s (32 bits) |"
+        "| setting | method | "
+        + " | ".join(f"{b} bits" for b in bits)
+        + f" | train s ({timed} bits) |"
     )
     lines = [head, "|" + "---|" * (len(bits) + 3)]
     for setting in settings:
         for (name, variant), by_bits in cells.items():
             if name == setting.name:
-                lines.append(model_line(name, variant, by_bits, bits))
+                lines.append(model_line(name, variant, by_bits, bits, timed))
         for row in baselines[setting.name]:
             if row["n_bits"] == 0:
                 values = " | ".join(f"{row['tie_aware']:.3f}" for _ in bits)
@@ -252,7 +255,9 @@ def format_markdown(
     return "\n".join(lines)
 
 
-def model_line(name: str, variant: str, by_bits: dict[int, list[dict]], bits: list[int]) -> str:
+def model_line(
+    name: str, variant: str, by_bits: dict[int, list[dict]], bits: list[int], timed: int
+) -> str:
     cols = []
     for b in bits:
         runs = by_bits.get(b, [])
@@ -263,8 +268,9 @@ def model_line(name: str, variant: str, by_bits: dict[int, list[dict]], bits: li
         rnd = np.mean([r["test_random"] for r in runs])
         spread = f" ± {test.std():.3f}" if len(runs) > 1 else ""
         cols.append(f"{test.mean():.3f}{spread} (rand {rnd:.3f})")
-    secs = np.mean([r["seconds"] for r in by_bits.get(32, [])]) if by_bits.get(32) else float("nan")
-    return f"| {name} | {variant} | " + " | ".join(cols) + f" | {secs:.0f} |"
+    timed_runs = by_bits.get(timed, [])
+    secs = f"{np.mean([r['seconds'] for r in timed_runs]):.0f}" if timed_runs else "–"
+    return f"| {name} | {variant} | " + " | ".join(cols) + f" | {secs} |"
 
 
 def parse_args() -> argparse.Namespace:
