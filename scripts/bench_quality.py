@@ -222,7 +222,7 @@ def format_markdown(
     cells: dict[tuple[str, str], dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         cells[(r["setting_name"], r["variant"])][r["bits"]].append(r)
-    timed = min(bits)  # the training time column: the shortest code, the one every run has
+    timed = min(bits)  # the training time column: the shortest code's blocks
     head = (
         "| setting | method | "
         + " | ".join(f"{b} bits" for b in bits)
