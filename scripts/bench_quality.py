@@ -222,17 +222,16 @@ def format_markdown(
     cells: dict[tuple[str, str], dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         cells[(r["setting_name"], r["variant"])][r["bits"]].append(r)
-    timed = min(bits)  # the training time column: the shortest code's blocks
     head = (
         "| setting | method | "
         + " | ".join(f"{b} bits" for b in bits)
-        + f" | train s ({timed} bits) |"
+        + f" | train s ({min(bits)} bits) |"
     )
     lines = [head, "|" + "---|" * (len(bits) + 3)]
     for setting in settings:
         for (name, variant), by_bits in cells.items():
             if name == setting.name:
-                lines.append(model_line(name, variant, by_bits, bits, timed))
+                lines.append(model_line(name, variant, by_bits, bits))
         for row in baselines[setting.name]:
             if row["n_bits"] == 0:
                 values = " | ".join(f"{row['tie_aware']:.3f}" for _ in bits)
@@ -255,9 +254,7 @@ def format_markdown(
     return "\n".join(lines)
 
 
-def model_line(
-    name: str, variant: str, by_bits: dict[int, list[dict]], bits: list[int], timed: int
-) -> str:
+def model_line(name: str, variant: str, by_bits: dict[int, list[dict]], bits: list[int]) -> str:
     cols = []
     for b in bits:
         runs = by_bits.get(b, [])
@@ -268,7 +265,7 @@ def model_line(
         rnd = np.mean([r["test_random"] for r in runs])
         spread = f" ± {test.std():.3f}" if len(runs) > 1 else ""
         cols.append(f"{test.mean():.3f}{spread} (rand {rnd:.3f})")
-    timed_runs = by_bits.get(timed, [])
+    timed_runs = by_bits.get(min(bits), [])  # the training time of the shortest code's blocks
     secs = f"{np.mean([r['seconds'] for r in timed_runs]):.0f}" if timed_runs else "–"
     return f"| {name} | {variant} | " + " | ".join(cols) + f" | {secs} |"
 
