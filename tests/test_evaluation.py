@@ -6,7 +6,7 @@ import pytest
 from semhash.baselines import ITQ, RandomHyperplaneLSH
 from semhash.codes import pack
 from semhash.evaluation import hamming_precision, label_matrix, precision_at_k
-from semhash.hasher import HasherConfig
+from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.protocol import (
     ProtocolError,
     evaluate_corpus,
@@ -67,9 +67,12 @@ def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
     assert training_plan(plain, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
     assert training_plan(plain, [32, 40]) == {40: [32, 40]}
     assert training_plan(replace(plain, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
-    # A refined 32-bit code trains a 32-bit helper, but a 40-bit code's second block is 8.
+    # A refined 32-bit code trains a 32-bit helper, but a 40-bit code's second block is 8;
+    # a 16-bit code's helper is a whole 32-bit block, so 32 bits do not give 16.
     refined = replace(plain, refinements=1)
     assert training_plan(refined, [32, 40, 64]) == {64: [32, 64], 40: [40]}
+    assert training_plan(refined, [16, 32]) == {16: [16], 32: [32]}
+    assert SemanticHasher(replace(refined, n_bits=16))._trainer_sizes() == [16, 32]
 
 
 def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:
