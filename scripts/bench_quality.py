@@ -173,7 +173,7 @@ def main() -> None:
 
 
 def make_tasks(args: argparse.Namespace, settings: list[Setting]) -> list[dict]:
-    train = {"epochs": 3, "noise_warmup": 2} if args.quick else {}
+    train = {"epochs": 3, "min_steps": 0, "noise_warmup": 2} if args.quick else {}
     variants = VARIANTS if args.variants else {"semhash (default)": {}}
     if args.config:  # every row trained with these changes to the default
         variants = {

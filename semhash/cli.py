@@ -64,6 +64,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 _MODEL_KEYS = (
     "vocab",
     "epochs",
+    "min_steps",
     "seed",
     "block_bits",
     "refinements",
@@ -86,7 +87,19 @@ def model_options(command: F) -> F:
 
     options = [
         click.option("--vocab", default=10000, show_default=True, help="Vocabulary size."),
-        click.option("--epochs", default=TrainConfig.epochs, show_default=True),
+        click.option(
+            "--epochs",
+            default=TrainConfig.epochs,
+            show_default=True,
+            help="Epochs at least; a small corpus trains more to reach --min-steps.",
+        ),
+        click.option(
+            "--min-steps",
+            default=TrainConfig.min_steps,
+            type=click.IntRange(min=0),
+            show_default=True,
+            help="Optimiser steps at least, however small the corpus (0: just --epochs).",
+        ),
         click.option("--seed", default=0, show_default=True, help="Seed: same seed, same codes."),
         click.option(
             "--block-bits",
@@ -126,6 +139,7 @@ def hasher_config(
     *,
     vocab: int,
     epochs: int,
+    min_steps: int,
     seed: int,
     block_bits: int,
     refinements: int,
@@ -138,7 +152,7 @@ def hasher_config(
         refinements=refinements,
         train_sample=train_sample,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
-        train=replace(TrainConfig(), epochs=epochs, seed=seed),
+        train=replace(TrainConfig(), epochs=epochs, min_steps=min_steps, seed=seed),
     )
 
 

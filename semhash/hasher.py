@@ -117,7 +117,8 @@ class HasherConfig:
         state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         state.setdefault("candidate_factor", 0)  # saved before: code neighbours from everywhere
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
-        train = TrainConfig(**state.pop("train"))
+        # saved before: as many epochs as asked, however small the corpus
+        train = TrainConfig(**{"min_steps": 0, **state.pop("train")})
         return cls(vectorizer=vectorizer, train=train, **state)
 
 
@@ -160,7 +161,7 @@ class SemanticHasher:
         candidates = nearest_neighbours(inputs, max(n_neighbours, pool), progress=progress)
         tfidf_neighbours = candidates[:, :n_neighbours]
         trainers = [
-            _Block(self._model_config(n_bits), self._stages(cfg.train.seed + 1000 * i))
+            _Block(self._model_config(n_bits), self._stages(cfg.train.seed + 1000 * i, len(texts)))
             for i, n_bits in enumerate(self._trainer_sizes())
         ]
         neighbours = tfidf_neighbours
@@ -255,17 +256,17 @@ class SemanticHasher:
         return sizes + [helper] * max(0, self._n_teachers() - len(sizes))
 
     def _n_stages(self) -> int:
-        return len(self._stages(self.config.train.seed))
-
-    def _stages(self, seed: int) -> list[TrainConfig]:
-        """The epochs split evenly over the refinement rounds; only the first ramps the noise."""
+        """The first round and each refinement, as far as the epochs go."""
         cfg = self.config
-        rounds = 1 + (cfg.refinements if cfg.n_neighbors else 0)
-        epochs = [len(part) for part in np.array_split(range(cfg.train.epochs), rounds)]
+        return min(1 + (cfg.refinements if cfg.n_neighbors else 0), cfg.train.epochs)
+
+    def _stages(self, seed: int, n_documents: int) -> list[TrainConfig]:
+        """The epochs split evenly over the rounds; only the first ramps the noise."""
+        train = self.config.train
+        epochs = np.array_split(range(train.epochs_for(n_documents)), self._n_stages())
         return [
-            replace(cfg.train, seed=seed, epochs=n, noise_warmup=0 if i else cfg.train.noise_warmup)
-            for i, n in enumerate(epochs)
-            if n
+            replace(train, seed=seed, epochs=len(part), noise_warmup=0 if i else train.noise_warmup)
+            for i, part in enumerate(epochs)
         ]
 
     def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:

@@ -32,9 +32,16 @@ class TrainConfig:
     over the first ``noise_warmup`` epochs (at most ``epochs``), so the codes first
     learn what to say and then learn to say it in binary.  Early stopping only
     considers epochs at full noise.
+
+    ``epochs`` is a minimum: a small corpus trains as many more as it takes to make
+    ``min_steps`` optimiser steps (:meth:`epochs_for`).  At 60 epochs a corpus of
+    2,000 posts took 900 steps and its codes were undertrained (16-bit P@100 0.262;
+    120 epochs 0.320, README, results); 20 Newsgroups and Reuters take more than
+    3,000 steps in 60 epochs and are unchanged.
     """
 
     epochs: int = 60
+    min_steps: int = 3000
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -49,10 +56,21 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be at least 0, got {self.min_steps}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def held_out(self, n_documents: int) -> int:
+        """How many of ``n_documents`` are held out for early stopping (none of a few)."""
+        return int(round(self.val_fraction * n_documents)) if n_documents >= 20 else 0
+
+    def epochs_for(self, n_documents: int) -> int:
+        """The epochs to train ``n_documents``: ``epochs``, or enough for ``min_steps``."""
+        batches = math.ceil((n_documents - self.held_out(n_documents)) / self.batch_size)
+        return max(self.epochs, math.ceil(self.min_steps / max(1, batches)))
 
 
 @dataclass
@@ -90,7 +108,7 @@ def fit(
     model.to(device)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(inputs.shape[0])
-    n_val = int(round(config.val_fraction * len(order))) if len(order) >= 20 else 0
+    n_val = config.held_out(len(order))
     val, train = order[:n_val], order[n_val:]
     optimiser = optimiser or adam(model, config)
     history = History()

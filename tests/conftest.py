@@ -36,7 +36,7 @@ def small_config(n_bits: int = 16, epochs: int = 8, seed: int = 0) -> HasherConf
         n_bits=n_bits,
         n_neighbors=20,
         code_neighbors=60,
-        train=TrainConfig(epochs=epochs, seed=seed, batch_size=64, noise_warmup=5),
+        train=TrainConfig(epochs=epochs, min_steps=0, seed=seed, batch_size=64, noise_warmup=5),
     )
 
 

@@ -23,7 +23,7 @@ def cli_index(corpus_file, tmp_path_factory):
     result = CliRunner().invoke(
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
-        + ["--train-sample", "600"],
+        + ["--min-steps", "0", "--train-sample", "600"],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
@@ -79,7 +79,8 @@ def test_eval_index_prints_table_and_writes_report(cli_index, tmp_path) -> None:
 def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
     report = tmp_path / "r.json"
     result = run(
-        "-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--report", str(report)
+        *["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--min-steps", "0"],
+        *["--report", str(report)],
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(report.read_text())["rows"]
@@ -93,7 +94,7 @@ def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
 
 def test_eval_html_report_has_every_plot_and_curve(corpus_file, tmp_path) -> None:
     folder = tmp_path / "report"
-    args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3"]
+    args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3", "--min-steps", "0"]
     result = run(*args, "--report", str(folder))
     assert result.exit_code == 0, result.output
     plots = ["precision_at_k", "precision_recall", "bit_usage", "bucket_sizes", "loss", "map"]

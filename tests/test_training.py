@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from semhash import SemanticHasher
+from semhash import HasherConfig, SemanticHasher
 from semhash.protocol import evaluate_index
 
 from .conftest import small_config
@@ -70,6 +70,21 @@ def test_training_history_records_losses_and_best_epoch(trained_index) -> None:
     assert len(history.train_loss) == len(history.val_loss) >= 3
     assert 5 <= history.best_epoch <= 25
     assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_a_small_corpus_trains_more_epochs_to_reach_min_steps(newsgroups_sample) -> None:
+    texts = newsgroups_sample.split("train").texts[:200]  # 180 train, 3 batches an epoch
+    config = replace(small_config(epochs=2), refinements=0)
+    train = replace(config.train, min_steps=12)
+    hasher = SemanticHasher(replace(config, train=train)).fit(texts, progress=False)
+    assert len(hasher.history.train_loss) == 4  # 12 steps of 3 batches, not 2 epochs
+    assert train.epochs_for(20_000) == 2  # a large corpus takes its steps in the epochs asked
+    refined = SemanticHasher(replace(config, refinements=1, train=train)).fit(texts, progress=False)
+    assert len(refined.history.train_loss) == 4  # shared by the rounds, two epochs each
+    state = HasherConfig().to_dict()
+    assert HasherConfig.from_dict(state).train.min_steps == 3000
+    del state["train"]["min_steps"]  # an index saved before: retrains as it did
+    assert HasherConfig.from_dict(state).train.min_steps == 0
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
