@@ -61,7 +61,10 @@ REFERENCE = {
 VARIANTS = {
     "semhash (default)": {},
     "  no refinement (--refinements 0)": {"refinements": 0},
-    "  two refinement rounds (--refinements 2)": {"refinements": 2},
+    "  one refinement, 60 epochs (the previous default)": {
+        "refinements": 1,
+        "train": {"epochs": 60},
+    },
     "  code neighbours from the whole corpus": {"candidate_factor": 0},
     "  refined by the first block's codes alone": {"refine_blocks": 1},
     "  own words only (no neighbours)": {"n_neighbors": 0},
