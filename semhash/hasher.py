@@ -116,6 +116,7 @@ class HasherConfig:
     def from_dict(cls, state: dict[str, Any]) -> HasherConfig:
         state = dict(state)
         state.setdefault("block_bits", 0)  # saved before blocks: one model for all bits
+        state.setdefault("refinements", 0)  # saved before refinement: trained once
         state.setdefault("refine_blocks", 1)  # saved before: a model refined by its own codes
         state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         state.setdefault("candidate_factor", 0)  # saved before: code neighbours from everywhere

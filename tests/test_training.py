@@ -104,6 +104,8 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     assert not np.array_equal(hasher.encode(texts), anywhere.encode(texts))
     with pytest.raises(ValueError, match="refine_blocks must be at least 1"):
         replace(config, refine_blocks=0)
+    saved_before = {k: v for k, v in HasherConfig().to_dict().items() if k != "refinements"}
+    assert HasherConfig.from_dict(saved_before).refinements == 0  # retrains as it did
 
 
 def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
