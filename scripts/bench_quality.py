@@ -71,6 +71,7 @@ VARIANTS = {
     "  no code scale": {"code_scale": 0.0},
     "  no input dropout": {"dropout": 0.0},
     "  deep decoder": {"deep_decoder": True},
+    "  weights averaged over the steps (ema_decay 0.995)": {"train": {"ema_decay": 0.995}},
 }
 
 

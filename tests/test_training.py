@@ -1,12 +1,17 @@
 """Real training on a real sample: quality floors and reproducibility."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import torch
 
 from semhash import HasherConfig, SemanticHasher
+from semhash.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.protocol import evaluate_index
+from semhash.train import TrainConfig, fit
 
 from .conftest import small_config
 
@@ -85,6 +90,27 @@ def test_a_small_corpus_trains_more_epochs_to_reach_min_steps(newsgroups_sample)
     assert HasherConfig.from_dict(state).train.min_steps == 3000
     del state["train"]["min_steps"]  # an index saved before: retrains as it did
     assert HasherConfig.from_dict(state).train.min_steps == 0
+
+
+def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
+    inputs = sp.random(300, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    targets = sp.csr_matrix(inputs.multiply(1 / np.maximum(inputs.sum(axis=1), 1e-9)))
+    start = SemanticHashingAutoencoder(ModelConfig(vocab_size=40, n_bits=8, hidden=16))
+    config = TrainConfig(epochs=3, min_steps=0, noise_warmup=1)
+    runs = {}
+    for decay in (0.0, 0.5, 1 - 1e-12):
+        model = copy.deepcopy(start)
+        fit(model, inputs, targets, replace(config, ema_decay=decay), progress=False)
+        runs[decay] = model.state_dict()
+    initial = start.state_dict()
+    # An average that barely moves keeps the weights it started from; a plain run and
+    # a quick average both leave them.
+    assert all(torch.allclose(runs[1 - 1e-12][k], initial[k]) for k in initial)
+    for decay in (0.0, 0.5):
+        assert not torch.allclose(runs[decay]["encoder.1.weight"], initial["encoder.1.weight"])
+    assert not torch.equal(runs[0.0]["encoder.1.weight"], runs[0.5]["encoder.1.weight"])
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.0)
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
