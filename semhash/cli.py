@@ -68,6 +68,7 @@ _MODEL_KEYS = (
     "seed",
     "block_bits",
     "refinements",
+    "ema_decay",
     "train_sample",
     "strip_newsgroup",
 )
@@ -114,6 +115,13 @@ def model_options(command: F) -> F:
             help="Rounds that find neighbours again by two blocks' codes and train on.",
         ),
         click.option(
+            "--ema-decay",
+            default=TrainConfig.ema_decay,
+            type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+            show_default=True,
+            help="Keep a moving average of the weights, moved 1 - this a step (0: last step's).",
+        ),
+        click.option(
             "--train-sample",
             default=HasherConfig.train_sample,
             type=click.IntRange(min=0),
@@ -143,6 +151,7 @@ def hasher_config(
     seed: int,
     block_bits: int,
     refinements: int,
+    ema_decay: float,
     train_sample: int,
     strip_newsgroup: bool,
 ) -> HasherConfig:
@@ -152,7 +161,9 @@ def hasher_config(
         refinements=refinements,
         train_sample=train_sample,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
-        train=replace(TrainConfig(), epochs=epochs, min_steps=min_steps, seed=seed),
+        train=replace(
+            TrainConfig(), epochs=epochs, min_steps=min_steps, ema_decay=ema_decay, seed=seed
+        ),
     )
 
 

@@ -121,8 +121,8 @@ class HasherConfig:
         state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         state.setdefault("candidate_factor", 0)  # saved before: code neighbours from everywhere
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
-        # saved before: as many epochs as asked, however small the corpus
-        train = TrainConfig(**{"min_steps": 0, **state.pop("train")})
+        # saved before: as many epochs as asked, however small the corpus; last weights kept
+        train = TrainConfig(**{"min_steps": 0, "ema_decay": 0.0, **state.pop("train")})
         return cls(vectorizer=vectorizer, train=train, **state)
 
 

@@ -23,11 +23,12 @@ def cli_index(corpus_file, tmp_path_factory):
     result = CliRunner().invoke(
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
-        + ["--min-steps", "0", "--train-sample", "600"],
+        + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
+    assert json.loads((out / "manifest.json").read_text())["config"]["train"]["ema_decay"] == 0.9
     return out
 
 
@@ -137,6 +138,7 @@ def test_info(cli_index) -> None:
         (["index", "{corpus}", "-o", "{tmp}/o", "--block-bits", "-1"], "block_bits must be"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--train-sample", "-1"], "x>=0"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--ema-decay", "1"], "0.0<=x<1.0"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
         (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),

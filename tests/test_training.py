@@ -11,7 +11,7 @@ import torch
 from semhash import HasherConfig, SemanticHasher
 from semhash.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.protocol import evaluate_index
-from semhash.train import TrainConfig, fit
+from semhash.train import TrainConfig, _average_step, fit
 
 from .conftest import small_config
 
@@ -98,19 +98,23 @@ def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     start = SemanticHashingAutoencoder(ModelConfig(vocab_size=40, n_bits=8, hidden=16))
     config = TrainConfig(epochs=3, min_steps=0, noise_warmup=1)
     runs = {}
-    for decay in (0.0, 0.5, 1 - 1e-12):
+    for decay in (0.0, 0.5, 0.99, 0.999):
         model = copy.deepcopy(start)
         fit(model, inputs, targets, replace(config, ema_decay=decay), progress=False)
-        runs[decay] = model.state_dict()
-    initial = start.state_dict()
-    # An average that barely moves keeps the weights it started from; a plain run and
-    # a quick average both leave them.
-    assert all(torch.allclose(runs[1 - 1e-12][k], initial[k]) for k in initial)
-    for decay in (0.0, 0.5):
-        assert not torch.allclose(runs[decay]["encoder.1.weight"], initial["encoder.1.weight"])
-    assert not torch.equal(runs[0.0]["encoder.1.weight"], runs[0.5]["encoder.1.weight"])
+        runs[decay] = model.state_dict()["encoder.1.weight"]
+    # Averaging leaves the training path alone, so weights that differ are the average's.
+    assert not torch.equal(runs[0.0], runs[0.5])
+    # 9 steps: a slower average would remember more than a quarter of the run, so both
+    # move 4/9 of the way a step (the same weights), and not the 1/2 of 0.5.
+    assert torch.equal(runs[0.99], runs[0.999])
+    assert not torch.equal(runs[0.5], runs[0.99])
+    assert _average_step(TrainConfig(ema_decay=0.995), 2400) == pytest.approx(0.005)
     with pytest.raises(ValueError, match="ema_decay must be in"):
         TrainConfig(ema_decay=1.0)
+    state = HasherConfig().to_dict()
+    assert HasherConfig.from_dict(state).train.ema_decay == TrainConfig().ema_decay > 0
+    del state["train"]["ema_decay"]  # an index saved before averaging: retrains as it did
+    assert HasherConfig.from_dict(state).train.ema_decay == 0.0
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
