@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 def test_small_run_beats_chance_and_uses_its_bits(trained_index) -> None:
     rows = {row.method: row for row in evaluate_index(trained_index, baselines=False)}
     # Chance is about 0.05 for 20 balanced groups, LSH ~0.06, exact TF-IDF cosine 0.23;
-    # this run measured 0.25 to 0.26 (random streams differ between versions).
+    # this run measured 0.25 to 0.26 (random streams differ between versions); 0.247
+    # with the moving average (0.252 without it, 0.19 with its memory unbounded).
     assert rows["semhash"].tie_aware > 0.22
     assert rows["semhash-dense (cosine)"].tie_aware > 0.22
     bit_means = (trained_index.activations > 0.5).mean(axis=0)
