@@ -60,10 +60,6 @@ class HasherConfig:
     sharing 60 epochs, they had cost every setting but 20NG with headers.  The TF-IDF
     neighbours stay in the mix as an anchor.
 
-    ``final_ema_decay`` sets the last round's ``TrainConfig.ema_decay`` (``None``: the
-    same as the other rounds'), so the weights kept and the weights that choose the
-    code neighbours can be averaged over different spans.
-
     ``train_sample`` > 0 trains on that many documents drawn from the seed when given
     more: the exact neighbour search grows with the square of the training documents
     and the targets with their number (about 30 KB a document), so a large corpus
@@ -83,7 +79,6 @@ class HasherConfig:
     neighbor_fraction: float = 0.01
     candidate_factor: int = 3
     code_scale: float = 8.0
-    final_ema_decay: float | None = None
     train_sample: int = 0
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -107,8 +102,6 @@ class HasherConfig:
             raise ValueError(f"neighbor_fraction must be in [0, 1], got {self.neighbor_fraction}")
         if not 0.0 <= self.self_weight <= 1.0:
             raise ValueError(f"self_weight must be in [0, 1], got {self.self_weight}")
-        if self.final_ema_decay is not None and not 0.0 <= self.final_ema_decay < 1.0:
-            raise ValueError(f"final_ema_decay must be in [0, 1), got {self.final_ema_decay}")
 
     def neighbourhood(self, most: int, n_documents: int) -> int:
         """How many neighbours to mix in: ``most``, or fewer in a small corpus."""
@@ -275,13 +268,10 @@ class SemanticHasher:
         """The epochs split evenly over the rounds; only the first ramps the noise."""
         train = self.config.train
         epochs = np.array_split(range(train.epochs_for(n_documents)), self._n_stages())
-        stages = [
+        return [
             replace(train, seed=seed, epochs=len(part), noise_warmup=0 if i else train.noise_warmup)
             for i, part in enumerate(epochs)
         ]
-        if self.config.final_ema_decay is not None:
-            stages[-1] = replace(stages[-1], ema_decay=self.config.final_ema_decay)
-        return stages
 
     def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Real-valued code units in (0, 1): ``(n, b)`` float32."""

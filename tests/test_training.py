@@ -118,18 +118,6 @@ def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     assert HasherConfig.from_dict(state).train.ema_decay == 0.0
 
 
-def test_the_last_round_can_average_over_its_own_span() -> None:
-    hasher = SemanticHasher(HasherConfig(final_ema_decay=0.999))
-    decays = [stage.ema_decay for stage in hasher._stages(seed=0, n_documents=10_000)]
-    assert decays == [TrainConfig().ema_decay] * 2 + [0.999]
-    same = SemanticHasher(HasherConfig())._stages(seed=0, n_documents=10_000)
-    assert [stage.ema_decay for stage in same] == [TrainConfig().ema_decay] * 3
-    with pytest.raises(ValueError, match="final_ema_decay must be in"):
-        HasherConfig(final_ema_decay=1.0)
-    saved_before = {k: v for k, v in HasherConfig().to_dict().items() if k != "final_ema_decay"}
-    assert HasherConfig.from_dict(saved_before).final_ema_decay is None  # retrains as it did
-
-
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
     config = replace(small_config(epochs=6), refinements=1, code_neighbors=30)
