@@ -71,6 +71,7 @@ class HasherConfig:
     hidden: int = 500
     deep_decoder: bool = False
     dropout: float = 0.5
+    dropout_keep_words: float = 0.0
     n_neighbors: int = 100
     self_weight: float = 0.1
     refinements: int = 2
@@ -93,6 +94,7 @@ class HasherConfig:
             "block_bits",
             "candidate_factor",
             "train_sample",
+            "dropout_keep_words",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
@@ -102,6 +104,12 @@ class HasherConfig:
             raise ValueError(f"neighbor_fraction must be in [0, 1], got {self.neighbor_fraction}")
         if not 0.0 <= self.self_weight <= 1.0:
             raise ValueError(f"self_weight must be in [0, 1], got {self.self_weight}")
+
+    def dropout_rate(self, median_words: float) -> float:
+        """The word dropout rate for a corpus whose median document has ``median_words``."""
+        if self.dropout_keep_words == 0 or median_words == 0:
+            return self.dropout
+        return max(self.dropout, 1.0 - self.dropout_keep_words / median_words)
 
     def neighbourhood(self, most: int, n_documents: int) -> int:
         """How many neighbours to mix in: ``most``, or fewer in a small corpus."""
@@ -164,8 +172,13 @@ class SemanticHasher:
         logger.info("finding %d TF-IDF neighbours per document", max(n_neighbours, pool))
         candidates = nearest_neighbours(inputs, max(n_neighbours, pool), progress=progress)
         tfidf_neighbours = candidates[:, :n_neighbours]
+        dropout = cfg.dropout_rate(float(np.median(np.diff(inputs.indptr))))
+        logger.info("dropping words at rate %.2f while training", dropout)
         trainers = [
-            _Block(self._model_config(n_bits), self._stages(cfg.train.seed + 1000 * i, len(texts)))
+            _Block(
+                self._model_config(n_bits, dropout),
+                self._stages(cfg.train.seed + 1000 * i, len(texts)),
+            )
             for i, n_bits in enumerate(self._trainer_sizes())
         ]
         neighbours = tfidf_neighbours
@@ -321,7 +334,7 @@ class SemanticHasher:
                 for name, value in weights.items()
                 if name.startswith(prefix)
             }
-            model = SemanticHashingAutoencoder(self._model_config(n_bits))
+            model = SemanticHashingAutoencoder(self._model_config(n_bits, self.config.dropout))
             try:
                 model.load_state_dict(state)
             except RuntimeError as err:
@@ -333,14 +346,15 @@ class SemanticHasher:
             raise ValueError(f"weights do not fit the model: unexpected {unused[0]!r}")
         self.models = models
 
-    def _model_config(self, n_bits: int) -> ModelConfig:
+    def _model_config(self, n_bits: int, dropout: float) -> ModelConfig:
+        """The shape of one block; ``dropout`` matters only while training."""
         cfg = self.config
         return ModelConfig(
             vocab_size=self.vectorizer.vocab_size,
             n_bits=n_bits,
             hidden=cfg.hidden,
             deep_decoder=cfg.deep_decoder,
-            dropout=cfg.dropout,
+            dropout=dropout,
             code_scale=cfg.code_scale,
         )
 

@@ -1,6 +1,7 @@
 """Real training on a real sample: quality floors and reproducibility."""
 
 import copy
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -116,6 +117,29 @@ def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     assert HasherConfig.from_dict(state).train.ema_decay == TrainConfig().ema_decay > 0
     del state["train"]["ema_decay"]  # an index saved before averaging: retrains as it did
     assert HasherConfig.from_dict(state).train.ema_decay == 0.0
+
+
+def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) -> None:
+    config = HasherConfig(dropout=0.5, dropout_keep_words=19)
+    assert config.dropout_rate(64) == pytest.approx(1 - 19 / 64)  # keeps 19 of 64 words
+    assert config.dropout_rate(29) == config.dropout_rate(0) == 0.5  # never below the floor
+    assert replace(config, dropout_keep_words=0).dropout_rate(64) == 0.5
+    caplog.set_level(logging.INFO, logger="semhash")
+    texts = newsgroups_sample.split("train").texts[:400]
+    plain = SemanticHasher(small_config(epochs=2)).fit(texts, progress=False)
+    # A corpus whose median post is shorter than the words to keep trains as before.
+    floor = replace(small_config(epochs=2), dropout_keep_words=10_000)
+    assert np.array_equal(
+        SemanticHasher(floor).fit(texts, progress=False).encode(texts), plain.encode(texts)
+    )
+    caplog.clear()
+    few = replace(floor, dropout_keep_words=2)
+    assert not np.array_equal(
+        SemanticHasher(few).fit(texts, progress=False).encode(texts), plain.encode(texts)
+    )
+    assert "dropping words at rate 0.9" in caplog.text
+    with pytest.raises(ValueError, match="dropout_keep_words must be non-negative"):
+        HasherConfig(dropout_keep_words=-1)
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
