@@ -69,6 +69,7 @@ _MODEL_KEYS = (
     "block_bits",
     "refinements",
     "ema_decay",
+    "dropout_keep_words",
     "train_sample",
     "strip_newsgroup",
 )
@@ -122,6 +123,13 @@ def model_options(command: F) -> F:
             help="Keep a moving average of the weights, moved 1 - this a step (0: last step's).",
         ),
         click.option(
+            "--dropout-keep-words",
+            default=HasherConfig.dropout_keep_words,
+            type=click.FloatRange(min=0.0),
+            show_default=True,
+            help="Drop more words of long documents: the median one keeps this many (0: a half).",
+        ),
+        click.option(
             "--train-sample",
             default=HasherConfig.train_sample,
             type=click.IntRange(min=0),
@@ -152,6 +160,7 @@ def hasher_config(
     block_bits: int,
     refinements: int,
     ema_decay: float,
+    dropout_keep_words: float,
     train_sample: int,
     strip_newsgroup: bool,
 ) -> HasherConfig:
@@ -159,6 +168,7 @@ def hasher_config(
         n_bits=n_bits,
         block_bits=block_bits,
         refinements=refinements,
+        dropout_keep_words=dropout_keep_words,
         train_sample=train_sample,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
         train=replace(

@@ -77,7 +77,7 @@ class HasherConfig:
     hidden: int = 500
     deep_decoder: bool = False
     dropout: float = 0.5
-    dropout_keep_words: float = 0.0
+    dropout_keep_words: float = 19.0
     n_neighbors: int = 100
     self_weight: float = 0.1
     refinements: int = 2
@@ -134,6 +134,7 @@ class HasherConfig:
         state.setdefault("refine_blocks", 1)  # saved before: a model refined by its own codes
         state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         state.setdefault("candidate_factor", 0)  # saved before: code neighbours from everywhere
+        state.setdefault("dropout_keep_words", 0.0)  # saved before: one dropout rate for all
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
         # saved before: as many epochs as asked, however small the corpus; last weights kept
         train = TrainConfig(**{"min_steps": 0, "ema_decay": 0.0, **state.pop("train")})

@@ -23,12 +23,14 @@ def cli_index(corpus_file, tmp_path_factory):
     result = CliRunner().invoke(
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
-        + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"],
+        + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"]
+        + ["--dropout-keep-words", "25"],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
-    assert json.loads((out / "manifest.json").read_text())["config"]["train"]["ema_decay"] == 0.9
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["train"]["ema_decay"] == 0.9 and config["dropout_keep_words"] == 25
     return out
 
 
@@ -139,6 +141,7 @@ def test_info(cli_index) -> None:
         (["index", "{corpus}", "-o", "{tmp}/o", "--train-sample", "-1"], "x>=0"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--ema-decay", "1"], "0.0<=x<1.0"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--dropout-keep-words", "-1"], "x>=0"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
         (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),

@@ -126,9 +126,10 @@ def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) 
     assert replace(config, dropout_keep_words=0).dropout_rate(64) == 0.5
     caplog.set_level(logging.INFO, logger="semhash")
     texts = newsgroups_sample.split("train").texts[:400]
-    plain = SemanticHasher(small_config(epochs=2)).fit(texts, progress=False)
-    # A corpus whose median post is shorter than the words to keep trains as before.
-    floor = replace(small_config(epochs=2), dropout_keep_words=10_000)
+    one_rate = replace(small_config(epochs=2), dropout_keep_words=0)
+    plain = SemanticHasher(one_rate).fit(texts, progress=False)
+    # A corpus whose median post is shorter than the words to keep trains at the one rate.
+    floor = replace(one_rate, dropout_keep_words=10_000)
     assert np.array_equal(
         SemanticHasher(floor).fit(texts, progress=False).encode(texts), plain.encode(texts)
     )
@@ -140,6 +141,9 @@ def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) 
     assert "dropping words at rate 0.9" in caplog.text
     with pytest.raises(ValueError, match="dropout_keep_words must be non-negative"):
         HasherConfig(dropout_keep_words=-1)
+    state = HasherConfig().to_dict()
+    del state["dropout_keep_words"]  # an index saved before: retrains at the one rate
+    assert HasherConfig.from_dict(state).dropout_keep_words == 0
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
