@@ -63,8 +63,8 @@ VARIANTS = {
     "semhash (default)": {},
     "  one word dropout rate for every corpus (the previous default)": {"dropout_keep_words": 0},
     "  no refinement (--refinements 0)": {"refinements": 0},
-    "  last step's weights, not averaged (the previous default)": {"train": {"ema_decay": 0.0}},
-    "  one refinement, 60 epochs, last step's weights (the default before)": {
+    "  last step's weights, not averaged (the default before)": {"train": {"ema_decay": 0.0}},
+    "  one refinement, 60 epochs, last step's weights (an earlier default)": {
         "refinements": 1,
         "train": {"epochs": 60, "ema_decay": 0.0},
     },

@@ -127,7 +127,7 @@ def model_options(command: F) -> F:
             default=HasherConfig.dropout_keep_words,
             type=click.FloatRange(min=0.0),
             show_default=True,
-            help="Drop more words of long documents: the median one keeps this many (0: a half).",
+            help="Long documents drop more words: the median keeps this many (0: all lose half).",
         ),
         click.option(
             "--train-sample",
