@@ -21,7 +21,7 @@ from semhash.targets import (
     rerank_by_codes,
 )
 from semhash.text import Vectorizer, VectorizerConfig
-from semhash.train import History, TrainConfig, adam, dense, fit
+from semhash.train import History, TrainConfig, adam, dense, fit, recalibrate_norms
 
 logger = logging.getLogger(__name__)
 _ENCODE_BLOCK = 2048
@@ -71,6 +71,10 @@ class HasherConfig:
     more: the exact neighbour search grows with the square of the training documents
     and the targets with their number (about 30 KB a document), so a large corpus
     trains on a sample and indexes everything.  0 trains on every document.
+
+    ``recalibrate_norms`` recomputes the batch-norm statistics on the whole training
+    documents once training ends (:func:`~semhash.train.recalibrate_norms`): up or
+    level in every bench cell, most on small corpora and short codes.
     """
 
     n_bits: int = 32
@@ -88,6 +92,7 @@ class HasherConfig:
     candidate_factor: int = 3
     code_scale: float = 8.0
     train_sample: int = 0
+    recalibrate_norms: bool = True
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -136,6 +141,7 @@ class HasherConfig:
         state.setdefault("neighbor_fraction", 0.0)  # saved before: as many neighbours in any corpus
         state.setdefault("candidate_factor", 0)  # saved before: code neighbours from everywhere
         state.setdefault("dropout_keep_words", 0.0)  # saved before: one dropout rate for all
+        state.setdefault("recalibrate_norms", False)  # saved before: norms as trained
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
         # saved before: as many epochs as asked, however small the corpus; last weights kept
         train = TrainConfig(**{"min_steps": 0, "ema_decay": 0.0, **state.pop("train")})
@@ -212,7 +218,24 @@ class SemanticHasher:
         self.models = [t.model for t in trainers[: len(sizes)]]
         self.block_histories = [t.history for t in trainers[: len(sizes)]]
         self.history = _joined(self.block_histories)
+        if cfg.recalibrate_norms:
+            self._recalibrate(inputs)
         return self
+
+    def recalibrate_norms(self, texts: Sequence[str]) -> SemanticHasher:
+        """Recompute the models' batch-norm statistics on ``texts``, whole (no word dropout).
+
+        ``fit`` does this on its training documents when ``config.recalibrate_norms``.
+        """
+        self._require_models()
+        self._recalibrate(self.vectorizer.weight(self.vectorizer.counts(texts)))
+        return self
+
+    def _recalibrate(self, inputs: sp.csr_matrix) -> None:
+        logger.info("recalibrating the batch norms on %d documents", inputs.shape[0])
+        train = self.config.train
+        for i, model in enumerate(self._require_models()):
+            recalibrate_norms(model, inputs, train.batch_size, train.seed + 1000 * i)
 
     def _training_texts(self, texts: Sequence[str]) -> Sequence[str]:
         """``train_sample`` of ``texts`` drawn from the seed, in corpus order (all when fewer).

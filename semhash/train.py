@@ -154,6 +154,37 @@ def fit(
     return history
 
 
+@torch.no_grad()
+def recalibrate_norms(
+    model: SemanticHashingAutoencoder, inputs: sp.csr_matrix, batch_size: int, seed: int
+) -> None:
+    """Recompute the encoder's batch-norm statistics from ``inputs`` with no word dropout.
+
+    Training keeps running statistics of word-dropped inputs (and, with
+    ``ema_decay``, averages them with the weights); queries and indexed documents
+    come whole, so one pass in training-sized random batches with dropout off
+    measures the statistics the codes are read under (20NG, 2,000-post sample,
+    32 bits: 0.358 -> 0.375 P@100 from the same weights; README, results).
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    n_batches = inputs.shape[0] // max(2, batch_size)  # no batch of one
+    if not norms or inputs.shape[0] < 2:
+        return
+    model.eval()
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # an equal-weight average over the batches
+        norm.train()
+    order = np.random.default_rng(seed).permutation(inputs.shape[0])
+    device = next(model.parameters()).device
+    for rows in np.array_split(order, max(1, n_batches)):
+        model.encoder(dense(inputs[np.sort(rows)], device))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.eval()
+
+
 def adam(model: SemanticHashingAutoencoder, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser for ``model``.
 

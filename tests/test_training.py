@@ -12,7 +12,7 @@ import torch
 from semhash import HasherConfig, SemanticHasher
 from semhash.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.protocol import evaluate_index
-from semhash.train import TrainConfig, _average_step, fit
+from semhash.train import TrainConfig, _average_step, dense, fit, recalibrate_norms
 
 from .conftest import small_config
 
@@ -118,6 +118,41 @@ def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     assert HasherConfig.from_dict(state).train.ema_decay == TrainConfig().ema_decay > 0
     del state["train"]["ema_decay"]  # an index saved before averaging: retrains as it did
     assert HasherConfig.from_dict(state).train.ema_decay == 0.0
+
+
+def test_recalibrated_norms_are_the_whole_inputs_batch_statistics() -> None:
+    inputs = sp.random(256, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    model = SemanticHashingAutoencoder(ModelConfig(vocab_size=40, n_bits=8, hidden=16, dropout=0.9))
+    norm = model.encoder[2]
+    recalibrate_norms(model, inputs, batch_size=64, seed=0)
+    # Four batches of 64 drawn at random, no word dropped: their mean is the inputs',
+    # their variance the mean of the four batches' unbiased variances.
+    hidden = model.encoder[1](dense(inputs)).detach()
+    order = np.random.default_rng(0).permutation(256)
+    batches = [hidden[np.sort(rows)] for rows in np.array_split(order, 4)]
+    variance = torch.stack([b.var(dim=0) for b in batches]).mean(dim=0)
+    assert torch.allclose(norm.running_mean, hidden.mean(dim=0), atol=1e-6)
+    assert torch.allclose(norm.running_var, variance, atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training  # left as training found it
+    first = norm.running_mean.clone()
+    recalibrate_norms(model, inputs, batch_size=64, seed=0)
+    assert torch.equal(norm.running_mean, first)  # nothing random: no dropout
+
+
+def test_fit_recalibrates_the_norms_on_its_training_documents(newsgroups_sample) -> None:
+    texts = newsgroups_sample.split("train").texts[:600]
+    config = small_config(epochs=2)
+    as_trained = SemanticHasher(replace(config, recalibrate_norms=False)).fit(texts, progress=False)
+    before = as_trained.activations(texts)
+    recalibrated = SemanticHasher(config).fit(texts, progress=False)
+    # The same weights read under other statistics: fit's pass is the public method's.
+    after = as_trained.recalibrate_norms(texts).activations(texts)
+    assert np.array_equal(after, recalibrated.activations(texts))
+    assert np.abs(after - before).max() > 0.01
+    state = config.to_dict()
+    del state["recalibrate_norms"]  # an index saved before: retrains as it did
+    assert HasherConfig.from_dict(state).recalibrate_norms is False
+    assert HasherConfig().recalibrate_norms
 
 
 def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) -> None:
