@@ -25,8 +25,10 @@ def test_small_run_beats_chance_and_uses_its_bits(trained_index) -> None:
     # This run measured 0.25 to 0.26 before word dropout followed the median post (0.71
     # here); since, 0.214 in CI on an AMD EPYC machine and 0.197 / 0.218 with seeds 0 / 1
     # on one thread there (0.210 / 0.226 dense): the same code reads differently by CPU.
-    assert rows["semhash"].tie_aware > 0.18
-    assert rows["semhash-dense (cosine)"].tie_aware > 0.18
+    # Recalibrated norms, two threads, seeds 0 / 1: 0.214 / 0.223 -> 0.224 / 0.238 (dense
+    # 0.223 / 0.236 -> 0.231 / 0.244).
+    assert rows["semhash"].tie_aware > 0.20
+    assert rows["semhash-dense (cosine)"].tie_aware > 0.20
     bit_means = (trained_index.activations > 0.5).mean(axis=0)
     assert np.mean((bit_means > 0.02) & (bit_means < 0.98)) >= 0.9  # both values on most bits
     saturated = np.mean((trained_index.activations < 0.1) | (trained_index.activations > 0.9))
