@@ -71,6 +71,7 @@ _MODEL_KEYS = (
     "ema_decay",
     "dropout_keep_words",
     "train_sample",
+    "recalibrate_norms",
     "strip_newsgroup",
 )
 
@@ -137,6 +138,12 @@ def model_options(command: F) -> F:
             help="Train on this many documents drawn at random, index all (0: train on all).",
         ),
         click.option(
+            "--recalibrate-norms/--norms-as-trained",
+            default=HasherConfig.recalibrate_norms,
+            show_default=True,
+            help="Measure the batch norms again on the whole documents once trained.",
+        ),
+        click.option(
             "--strip-newsgroup",
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
@@ -162,6 +169,7 @@ def hasher_config(
     ema_decay: float,
     dropout_keep_words: float,
     train_sample: int,
+    recalibrate_norms: bool,
     strip_newsgroup: bool,
 ) -> HasherConfig:
     return HasherConfig(
@@ -170,6 +178,7 @@ def hasher_config(
         refinements=refinements,
         dropout_keep_words=dropout_keep_words,
         train_sample=train_sample,
+        recalibrate_norms=recalibrate_norms,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
         train=replace(
             TrainConfig(), epochs=epochs, min_steps=min_steps, ema_decay=ema_decay, seed=seed

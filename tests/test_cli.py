@@ -24,13 +24,14 @@ def cli_index(corpus_file, tmp_path_factory):
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
         + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"]
-        + ["--dropout-keep-words", "25"],
+        + ["--dropout-keep-words", "25", "--norms-as-trained"],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["train"]["ema_decay"] == 0.9 and config["dropout_keep_words"] == 25
+    assert config["recalibrate_norms"] is False
     return out
 
 
