@@ -73,8 +73,9 @@ class HasherConfig:
     trains on a sample and indexes everything.  0 trains on every document.
 
     ``recalibrate_norms`` recomputes the batch-norm statistics on the whole training
-    documents once training ends (:func:`~semhash.train.recalibrate_norms`): up or
-    level in every bench cell, most on small corpora and short codes.
+    documents once training ends (:func:`~semhash.train.recalibrate_norms`): within
+    0.1 points or up in every 32- and 64-bit bench cell, the 2,000-post sample +1.4
+    at 32 bits (3 seeds, the same trainings read both ways).
     """
 
     n_bits: int = 32
