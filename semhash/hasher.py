@@ -192,7 +192,7 @@ class SemanticHasher:
         trainers = [
             _Block(
                 self._model_config(n_bits, dropout),
-                self._stages(cfg.train.seed + 1000 * i, len(texts)),
+                self._stages(self._block_seed(i), len(texts)),
             )
             for i, n_bits in enumerate(self._trainer_sizes())
         ]
@@ -234,9 +234,13 @@ class SemanticHasher:
 
     def _recalibrate(self, inputs: sp.csr_matrix) -> None:
         logger.info("recalibrating the batch norms on %d documents", inputs.shape[0])
-        train = self.config.train
+        batch_size = self.config.train.batch_size
         for i, model in enumerate(self._require_models()):
-            recalibrate_norms(model, inputs, train.batch_size, train.seed + 1000 * i)
+            recalibrate_norms(model, inputs, batch_size, self._block_seed(i))
+
+    def _block_seed(self, block: int) -> int:
+        """Block ``block``'s own seed (``seed + 1000 * block``): its weights and its batches."""
+        return self.config.train.seed + 1000 * block
 
     def _training_texts(self, texts: Sequence[str]) -> Sequence[str]:
         """``train_sample`` of ``texts`` drawn from the seed, in corpus order (all when fewer).
