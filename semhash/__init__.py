@@ -10,6 +10,7 @@ from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index import DenseIndex, HammingBuckets, Hits, LinearScan
 from semhash.store import IndexFormatError
 from semhash.text import VectorizerConfig
+from semhash.threads import set_threads
 from semhash.train import TrainConfig
 
 __version__ = "0.1.0"
@@ -31,4 +32,5 @@ __all__ = [
     "VectorizerConfig",
     "__version__",
     "load_corpus",
+    "set_threads",
 ]

@@ -28,6 +28,7 @@ from semhash.protocol import ProtocolError, Row, evaluate_corpus, evaluate_index
 from semhash.report import Report
 from semhash.store import MANIFEST, IndexFormatError, check_target, read_version
 from semhash.text import VectorizerConfig
+from semhash.threads import set_threads
 from semhash.train import TrainConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,11 +54,20 @@ def user_errors(command: F) -> F:
 @click.version_option(package_name="semhash")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or warnings.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what each step does.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    envvar="SEMHASH_THREADS",
+    help="CPU threads for training, encoding and search (default: one per core); "
+    "1 when other work keeps the cores busy. Also $SEMHASH_THREADS.",
+)
 @click.pass_context
-def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+def main(ctx: click.Context, quiet: bool, verbose: bool, threads: int | None) -> None:
     """Semantic hashing search: index a corpus, query similar documents, evaluate precision."""
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="semhash: %(message)s")
+    if threads:
+        set_threads(threads)
     ctx.obj = {"progress": not quiet}
 
 

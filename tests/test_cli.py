@@ -3,9 +3,13 @@
 import json
 import shutil
 
+import faiss
+import numba
 import pytest
+import torch
 from click.testing import CliRunner
 
+from semhash import set_threads
 from semhash.cli import main
 
 from .conftest import write_jsonl
@@ -44,6 +48,29 @@ def test_query_text_prints_ranked_results(cli_index) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].split()[:3] == ["rank", "dist", "id"] and len(lines) == 6
+
+
+def _thread_pools() -> tuple[int, int, int]:
+    return torch.get_num_threads(), numba.get_num_threads(), faiss.omp_get_max_threads()
+
+
+def test_threads_option_limits_every_pool(cli_index) -> None:
+    before = _thread_pools()
+    query = ("query", str(cli_index), "space shuttle launch nasa", "-k", "5", "--json")
+    expected = run(*query)
+    try:
+        result = run("--threads", "1", *query)
+        assert result.exit_code == 0, result.output
+        assert _thread_pools() == (1, 1, 1)
+        assert json.loads(result.output) == json.loads(expected.output)
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+        faiss.omp_set_num_threads(before[2])
+    refused = run("--threads", "0", *query)
+    assert refused.exit_code == 2 and "--threads" in refused.output
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        set_threads(0)
 
 
 def test_query_json_like_and_dense(cli_index, corpus_file) -> None:
