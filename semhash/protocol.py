@@ -56,7 +56,11 @@ def make_split(corpus: Corpus, report: Report | None = None) -> Split:
     """Split by the documents' ``split`` field; both parts must exist and carry labels."""
     train, test = corpus.split("train"), corpus.split("test")
     if not len(train) or not len(test):
-        raise ProtocolError("evaluation needs documents with split 'train' and split 'test'")
+        raise ProtocolError(
+            "evaluation needs documents with split 'train' and split 'test' (the 'split' "
+            "field of a JSONL or CSV corpus; a folder of .txt files has none): found "
+            f"{len(train)} train and {len(test)} test"
+        )
     if not train.has_labels or not test.has_labels:
         raise ProtocolError("evaluation needs labelled documents (field 'labels')")
     vocabulary = {
