@@ -26,7 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from semhash import Corpus, HasherConfig, SemanticHasher, TrainConfig, VectorizerConfig, load_corpus
+from semhash import (
+    Corpus,
+    HasherConfig,
+    SemanticHasher,
+    TrainConfig,
+    VectorizerConfig,
+    load_corpus,
+    set_threads,
+)
 from semhash.codes import binarize, pack
 from semhash.evaluation import hamming_precision
 from semhash.protocol import Split, baseline_rows, make_split, training_plan
@@ -119,9 +127,7 @@ _CACHE: dict[tuple[str, bool], tuple[Split, Split]] = {}
 
 
 def train_one(task: dict) -> dict:
-    import torch
-
-    torch.set_num_threads(task["threads"])
+    set_threads(task["threads"])
     setting = Setting(**task["setting"])
     key = (setting.name, task["length_filter"])
     if key not in _CACHE:
@@ -310,7 +316,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="training processes in parallel")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads per process (training and scoring)"
+    )
     parser.add_argument("--no-variants", dest="variants", action="store_false")
     parser.add_argument(
         "--config",
