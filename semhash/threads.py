@@ -16,7 +16,7 @@ def set_threads(n: int) -> None:
 
     Worth it on a machine whose cores are busy with other work, where torch's threads
     wait on each other at every small operation: beside two busy processes a
-    60-document folder's model trained in 91 s on two threads and 35 s on one (README).
+    60-document folder's model trained in 91-130 s on two threads, 32-35 s on one (README).
     """
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")

@@ -127,7 +127,8 @@ def fit(
     shadow = copy.deepcopy(model) if config.ema_decay else model  # the weights validated
     averaging = _averaging(shadow, model)
     step_weight = _average_step(config, config.epochs * math.ceil(len(train) / config.batch_size))
-    best_loss, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    best_loss, best_state, stale = math.inf, _snapshot(model), 0
+    val_inputs, val_targets = inputs[val], targets[val]  # sliced once, not every epoch
     warmup = max(1, min(config.noise_warmup, config.epochs))
     bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress)
     for epoch in bar:
@@ -137,12 +138,12 @@ def fit(
             model, optimiser, inputs, targets, train, noise, config, device, averaging, step_weight
         )
         history.train_loss.append(loss)
-        val_loss = binary_code_loss(shadow, inputs[val], targets[val]) if n_val else loss
+        val_loss = binary_code_loss(shadow, val_inputs, val_targets) if n_val else loss
         history.val_loss.append(val_loss)
         bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}", noise=f"{noise:.1f}")
         # Only epochs at full noise count: before that, codes are not yet binary.
         if epoch + 1 >= warmup and val_loss < best_loss:
-            best_loss, best_state, stale = val_loss, copy.deepcopy(shadow.state_dict()), 0
+            best_loss, best_state, stale = val_loss, _snapshot(shadow), 0
             history.best_epoch = epoch + 1
         elif epoch + 1 >= warmup:
             stale += 1
@@ -223,6 +224,11 @@ def _train_epoch(
         total += reconstruction.item() * len(batch)
         count += len(batch)
     return total / max(1, count)
+
+
+def _snapshot(model: SemanticHashingAutoencoder) -> dict[str, torch.Tensor]:
+    """A copy of the weights and statistics (a tiny corpus improves nearly every epoch)."""
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
 def _averaging(
