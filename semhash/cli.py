@@ -31,6 +31,7 @@ from semhash.text import VectorizerConfig
 from semhash.threads import set_threads
 from semhash.train import TrainConfig
 
+logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 USER_ERRORS = (
     CorpusError, IndexFormatError, QueryError, ProtocolError, MilvusError, ValueError, OSError,
@@ -83,6 +84,11 @@ _MODEL_KEYS = (
     "train_sample",
     "recalibrate_norms",
     "strip_newsgroup",
+)
+
+
+labels_from_folders_option = click.option(
+    "--labels-from-folders", is_flag=True, help="Label .txt files by their folder."
 )
 
 
@@ -203,7 +209,7 @@ def hasher_config(
 )
 @click.option("--bits", default=32, show_default=True, help="Code length, 1 to 128.")
 @model_options
-@click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
+@labels_from_folders_option
 @click.option("--force", is_flag=True, help="Replace an existing index at OUTPUT.")
 @click.option(
     "--backend",
@@ -514,6 +520,15 @@ def encode(
 @click.option("-k", default=100, show_default=True, help="Precision at k.")
 @model_options
 @click.option("--no-baselines", is_flag=True, help="Skip TF-IDF, LSH and ITQ.")
+@labels_from_folders_option
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="A corpus with no train/test split: the share of its documents, drawn by --seed, "
+    "that query the rest.",
+)
 @click.option(
     "--report",
     type=click.Path(path_type=Path),
@@ -532,6 +547,8 @@ def eval_(
     model: dict[str, Any],
     device: str,
     no_baselines: bool,
+    labels_from_folders: bool,
+    test_fraction: float,
     report: Path,
     as_json: bool,
 ) -> None:
@@ -539,7 +556,8 @@ def eval_(
 
     TARGET is an index folder (its stored codes are scored) or a corpus (trained at
     each bit length; a length made of a longer one's first 32-bit blocks is read off
-    it).  Baselines run on the same split in the same run.
+    it).  Baselines run on the same split in the same run.  A corpus without a
+    train/test split holds out --test-fraction of its documents as the queries.
 
     Example: semhash eval 20newsgroups --bits 16,32,64
     """
@@ -576,7 +594,18 @@ def eval_(
         source: dict[str, Any] = {"index": target}
     else:
         config = hasher_config(bit_lengths[0], **model)
-        corpus = load_corpus(target)
+        corpus = load_corpus(target, labels_from_folders=labels_from_folders)
+        held_out = not any(corpus.splits)
+        if held_out:
+            corpus = corpus.held_out(test_fraction, model["seed"])
+            logger.warning(
+                "%s has no train/test split: %d of its %d documents, drawn with seed %d, "
+                "query the rest (--test-fraction, --seed)",
+                target,
+                corpus.splits.count("test"),
+                len(corpus),
+                model["seed"],
+            )
         rows = evaluate_corpus(
             corpus,
             bit_lengths,
@@ -589,6 +618,8 @@ def eval_(
             report=collected,
         )
         source = {"corpus": target, "config": config.to_dict()}
+        if held_out:
+            source["held_out"] = {"test_fraction": test_fraction, "seed": model["seed"]}
     summary = {**source, "k": k, "rows": [r.to_dict() for r in rows]}
     if collected is None:
         _write_json(report, summary)
@@ -638,7 +669,7 @@ def _write_json(path: Path, obj: Any) -> None:
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.argument("corpus")
 @click.option("--no-replace", is_flag=True, help="Refuse ids already indexed instead of replacing.")
-@click.option("--labels-from-folders", is_flag=True, help="Label .txt files by their folder.")
+@labels_from_folders_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 @user_errors

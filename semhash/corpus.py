@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
@@ -62,6 +64,21 @@ class Corpus:
     def split(self, name: str) -> Corpus:
         """The documents of one split (``"train"`` or ``"test"``)."""
         return self.subset([i for i, s in enumerate(self.splits) if s == name])
+
+    def held_out(self, fraction: float, seed: int) -> Corpus:
+        """The corpus with ``fraction`` of its documents, drawn by ``seed``, as ``test``.
+
+        The rest become ``train``.  Only for a corpus with no split at all (a folder
+        of ``.txt`` files, a JSONL without the field): one that has a split keeps it.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
+        if any(self.splits):
+            return self
+        n_test = max(1, round(fraction * len(self)))
+        test = set(np.random.default_rng(seed).choice(len(self), n_test, replace=False).tolist())
+        splits = ["test" if i in test else "train" for i in range(len(self))]
+        return Corpus(self.ids, self.texts, self.labels, splits)
 
 
 def bundled_corpora() -> list[str]:

@@ -58,8 +58,8 @@ def make_split(corpus: Corpus, report: Report | None = None) -> Split:
     if not len(train) or not len(test):
         raise ProtocolError(
             "evaluation needs documents with split 'train' and split 'test' (the 'split' "
-            "field of a JSONL or CSV corpus; a folder of .txt files has none): found "
-            f"{len(train)} train and {len(test)} test"
+            "field of a JSONL or CSV corpus; `semhash eval CORPUS` holds out a share of a "
+            f"corpus without one): found {len(train)} train and {len(test)} test"
         )
     if not train.has_labels or not test.has_labels:
         raise ProtocolError("evaluation needs labelled documents (field 'labels')")

@@ -123,6 +123,26 @@ def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
     ]
 
 
+def test_eval_holds_out_queries_from_a_labelled_folder(newsgroups_sample, tmp_path, caplog) -> None:
+    folder = tmp_path / "notes"
+    for group in ("sci.space", "rec.autos", "comp.graphics"):
+        posts = [i for i, labels in enumerate(newsgroups_sample.labels) if labels == (group,)]
+        (folder / group).mkdir(parents=True)
+        for i in posts[:80]:
+            (folder / group / f"{i}.txt").write_text(newsgroups_sample.texts[i])
+    report = tmp_path / "r.json"
+    args = ["eval", str(folder), "--labels-from-folders", "--bits", "16", "-k", "10"]
+    result = run(*args, "--min-steps", "300", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    # 240 posts: 48 drawn with seed 0 query the other 192, and the user is told so.
+    assert "has no train/test split: 48 of its 240 documents, drawn with seed 0" in caplog.text
+    summary = json.loads(report.read_text())
+    assert summary["held_out"] == {"test_fraction": 0.2, "seed": 0}
+    rows = {r["method"]: r for r in summary["rows"]}
+    # Three groups: a third of a random post's neighbours share its label.
+    assert rows["semhash"]["tie_aware"] > 0.5 > rows["lsh"]["tie_aware"]
+
+
 def test_eval_html_report_has_every_plot_and_curve(corpus_file, tmp_path) -> None:
     folder = tmp_path / "report"
     args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3", "--min-steps", "0"]

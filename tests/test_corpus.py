@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from semhash.corpus import CorpusError, bundled_corpora, load_corpus
+from semhash.corpus import Corpus, CorpusError, bundled_corpora, load_corpus
 from semhash.text import strip_newsgroup_boilerplate
 
 
@@ -90,6 +90,20 @@ def test_folder_of_text_files_with_folder_labels(tmp_path) -> None:
     assert corpus.ids == ["cars/b.txt", "space/a.txt", "top.txt"]
     assert corpus.labels == [("cars",), ("space",), ()]
     assert load_corpus(tmp_path).labels == [(), (), ()]
+
+
+def test_held_out_draws_test_documents_by_seed_only_where_no_split(newsgroups) -> None:
+    plain = Corpus(
+        newsgroups.ids[:500], newsgroups.texts[:500], newsgroups.labels[:500], [""] * 500
+    )
+    held = plain.held_out(0.2, seed=0)
+    assert held.splits.count("test") == 100 and held.splits.count("train") == 400
+    assert held.splits == plain.held_out(0.2, seed=0).splits  # the seed decides
+    assert held.splits != plain.held_out(0.2, seed=1).splits
+    assert (held.ids, held.texts, held.labels) == (plain.ids, plain.texts, plain.labels)
+    assert newsgroups.held_out(0.2, seed=0) is newsgroups  # its own split stays
+    with pytest.raises(ValueError, match="held-out fraction must be in"):
+        plain.held_out(1.0, seed=0)
 
 
 def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
