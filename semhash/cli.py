@@ -594,10 +594,10 @@ def eval_(
         source: dict[str, Any] = {"index": target}
     else:
         config = hasher_config(bit_lengths[0], **model)
-        corpus = load_corpus(target, labels_from_folders=labels_from_folders)
-        held_out = not any(corpus.splits)
+        loaded_corpus = load_corpus(target, labels_from_folders=labels_from_folders)
+        corpus = loaded_corpus.held_out(test_fraction, model["seed"])  # itself if it has a split
+        held_out = corpus is not loaded_corpus
         if held_out:
-            corpus = corpus.held_out(test_fraction, model["seed"])
             logger.warning(
                 "%s has no train/test split: %d of its %d documents, drawn with seed %d, "
                 "query the rest (--test-fraction, --seed)",
