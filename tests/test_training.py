@@ -227,3 +227,16 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
     scores = long.word_scores(codes[:3])
     assert scores.shape == (3, long.vectorizer.vocab_size)
     assert np.allclose(np.exp(scores).sum(axis=1), 1.0, atol=1e-4)  # one distribution per code
+
+
+def test_blocks_after_the_teachers_can_learn_a_tighter_neighbourhood(newsgroups_sample) -> None:
+    texts = newsgroups_sample.split("train").texts[:800]
+    config = replace(small_config(n_bits=24, epochs=2), block_bits=8, refinements=1)
+    plain = SemanticHasher(config).fit(texts, progress=False).activations(texts)
+    tight = replace(config, later_neighbor_share=0.5)
+    codes = SemanticHasher(tight).fit(texts, progress=False).activations(texts)
+    # The two teachers (the first 16 bits) learn as before, the third block from fewer neighbours.
+    assert np.array_equal(codes[:, :16], plain[:, :16])
+    assert not np.array_equal(codes[:, 16:] > 0.5, plain[:, 16:] > 0.5)
+    with pytest.raises(ValueError, match="later_neighbor_share must be in"):
+        replace(config, later_neighbor_share=0.0)
