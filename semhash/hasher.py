@@ -229,7 +229,7 @@ class SemanticHasher:
                 if i < len(sizes) or not last:  # a helper's last stage would teach nothing
                     role = f"block {i + 1}/{len(sizes)}" if i < len(sizes) else "helper block"
                     desc = f"training {role}, round {stage + 1}/{n_stages}"
-                    own = later_targets if cfg.refine_blocks <= i < len(sizes) else targets
+                    own = later_targets if i >= cfg.refine_blocks else targets  # helpers teach
                     trainer.train(stage, inputs, own, progress, device, desc)
         self.models = [t.model for t in trainers[: len(sizes)]]
         self.block_histories = [t.history for t in trainers[: len(sizes)]]
@@ -248,9 +248,8 @@ class SemanticHasher:
         cfg = self.config
         if cfg.later_neighbor_share >= 1.0 or len(self.block_sizes()) <= cfg.refine_blocks:
             return targets
-        nearest = [
-            found[:, : max(1, round(cfg.later_neighbor_share * found.shape[1]))] for found in lists
-        ]
+        share = cfg.later_neighbor_share
+        nearest = [ids[:, : max(1, round(share * ids.shape[1]))] for ids in lists]
         return neighbourhood_targets(counts, np.hstack(nearest), cfg.self_weight)
 
     def recalibrate_norms(self, texts: Sequence[str]) -> SemanticHasher:
