@@ -83,6 +83,7 @@ _MODEL_KEYS = (
     "dropout_keep_words",
     "train_sample",
     "recalibrate_norms",
+    "later_neighbor_share",
     "strip_newsgroup",
 )
 
@@ -160,6 +161,13 @@ def model_options(command: F) -> F:
             help="Measure the batch norms again on the whole documents once trained.",
         ),
         click.option(
+            "--later-neighbor-share",
+            default=HasherConfig.later_neighbor_share,
+            type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+            show_default=True,
+            help="Blocks past the two teachers learn from this nearest share of neighbours.",
+        ),
+        click.option(
             "--strip-newsgroup",
             is_flag=True,
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
@@ -186,6 +194,7 @@ def hasher_config(
     dropout_keep_words: float,
     train_sample: int,
     recalibrate_norms: bool,
+    later_neighbor_share: float,
     strip_newsgroup: bool,
 ) -> HasherConfig:
     return HasherConfig(
@@ -195,6 +204,7 @@ def hasher_config(
         dropout_keep_words=dropout_keep_words,
         train_sample=train_sample,
         recalibrate_norms=recalibrate_norms,
+        later_neighbor_share=later_neighbor_share,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
         train=replace(
             TrainConfig(), epochs=epochs, min_steps=min_steps, ema_decay=ema_decay, seed=seed

@@ -28,14 +28,14 @@ def cli_index(corpus_file, tmp_path_factory):
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
         + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"]
-        + ["--dropout-keep-words", "25", "--norms-as-trained"],
+        + ["--dropout-keep-words", "25", "--norms-as-trained", "--later-neighbor-share", "0.25"],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["train"]["ema_decay"] == 0.9 and config["dropout_keep_words"] == 25
-    assert config["recalibrate_norms"] is False
+    assert config["recalibrate_norms"] is False and config["later_neighbor_share"] == 0.25
     return out
 
 
@@ -190,6 +190,7 @@ def test_info(cli_index) -> None:
         (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--ema-decay", "1"], "0.0<=x<1.0"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--dropout-keep-words", "-1"], "x>=0"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--later-neighbor-share", "0"], "0<x<=1"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
         (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),

@@ -232,11 +232,15 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
 def test_blocks_after_the_teachers_can_learn_a_tighter_neighbourhood(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
     config = replace(small_config(n_bits=24, epochs=2), block_bits=8, refinements=1)
-    plain = SemanticHasher(config).fit(texts, progress=False).activations(texts)
-    tight = replace(config, later_neighbor_share=0.5)
+    alike = replace(config, later_neighbor_share=1.0)
+    plain = SemanticHasher(alike).fit(texts, progress=False).activations(texts)
+    tight = replace(config, later_neighbor_share=0.5)  # the default
     codes = SemanticHasher(tight).fit(texts, progress=False).activations(texts)
     # The two teachers (the first 16 bits) learn as before, the third block from fewer neighbours.
     assert np.array_equal(codes[:, :16], plain[:, :16])
     assert not np.array_equal(codes[:, 16:] > 0.5, plain[:, 16:] > 0.5)
+    state = config.to_dict()
+    del state["later_neighbor_share"]  # an index saved before: retrains as it did
+    assert HasherConfig.from_dict(state).later_neighbor_share == 1.0
     with pytest.raises(ValueError, match="later_neighbor_share must be in"):
         replace(config, later_neighbor_share=0.0)
