@@ -69,7 +69,10 @@ REFERENCE = {
 # to TrainConfig).
 VARIANTS = {
     "semhash (default)": {},
-    "  one word dropout rate for every corpus (the previous default)": {"dropout_keep_words": 0},
+    "  every block from the whole neighbourhood (the previous default; 128 bits)": {
+        "later_neighbor_share": 1.0
+    },
+    "  one word dropout rate for every corpus (an earlier default)": {"dropout_keep_words": 0},
     "  no refinement (--refinements 0)": {"refinements": 0},
     "  last step's weights, not averaged (the default before)": {"train": {"ema_decay": 0.0}},
     "  one refinement, 60 epochs, last step's weights (an earlier default)": {
