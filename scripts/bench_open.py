@@ -23,8 +23,8 @@ import numpy as np
 
 from semhash import Corpus, SemanticIndex
 from semhash.codes import binarize, pack
-from semhash.documents import Documents
 from semhash.index.buckets import HammingBuckets
+from semhash.store.documents import Documents
 
 TINY = Path(__file__).resolve().parents[1] / "tests" / "data" / "index-v2"
 

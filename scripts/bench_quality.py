@@ -36,8 +36,8 @@ from semhash import (
     set_threads,
 )
 from semhash.codes import binarize, pack
-from semhash.evaluation import hamming_precision
-from semhash.protocol import Split, baseline_rows, make_split, training_plan
+from semhash.eval.precision import hamming_precision
+from semhash.eval.protocol import Split, baseline_rows, make_split, training_plan
 from semhash.text import Vectorizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"

@@ -23,7 +23,7 @@ import urllib.parse
 import numpy as np
 
 from semhash import SemanticIndex
-from semhash.engine import title
+from semhash.text import title
 
 
 def free_port() -> int:

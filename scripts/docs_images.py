@@ -20,8 +20,8 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from semhash import SemanticIndex
-from semhash.protocol import evaluate_index
-from semhash.report import Report
+from semhash.eval.protocol import evaluate_index
+from semhash.eval.report import Report
 from semhash.serve import create_app
 
 QUERY = "nasa space shuttle launch orbit"

@@ -84,3 +84,10 @@ def flip_masks(n_bits: int, radius: int) -> np.ndarray:
         np.left_shift(np.uint64(1), (flat % 64).astype(np.uint64)),
     )
     return masks
+
+
+def centred_unit_rows(activations: np.ndarray) -> np.ndarray:
+    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32."""
+    centred = np.asarray(activations, dtype=np.float32) - 0.5
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    return np.ascontiguousarray(centred / np.maximum(norms, 1e-12))

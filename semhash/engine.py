@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,24 +12,22 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semhash import layout, store
-from semhash.codes import binarize, n_words, pack, unpack
+from semhash.codes import binarize, centred_unit_rows, n_words, pack, unpack
 from semhash.corpus import Corpus
-from semhash.documents import Documents
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
-from semhash.index.dense import DenseIndex, centred_unit_rows
+from semhash.index.dense import DenseIndex
 from semhash.index.milvus import MilvusCodes, MilvusError
 from semhash.index.planner import ENGINES
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
+from semhash.store import layout, versions
+from semhash.store.documents import Documents
+from semhash.text import snippet, title
 
 TWO_STAGE = "two-stage"
 
 logger = logging.getLogger(__name__)
-SNIPPET_CHARS = 160
-TITLE_CHARS = 100
-_HEADER = re.compile(r"^([A-Za-z][\w.-]*): ?(.*)$")
 
 
 class QueryError(ValueError):
@@ -374,8 +371,11 @@ class SemanticIndex:
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write the index as a new version of the folder, atomically (see :mod:`semhash.store`)."""
-        self.created = layout.save(self, Path(path), overwrite)
+        """Write the index as a new version of the folder, atomically (see ``store.versions``)."""
+        parts = layout.Parts(
+            self.hasher, self.buckets, self.activations, self.docs, self.created, self.backend
+        )
+        self.created = layout.save(parts, self.stats(), Path(path), overwrite)
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> SemanticIndex:
@@ -383,7 +383,10 @@ class SemanticIndex:
 
         ``verify`` checksums every file up to 64 MiB (``semhash check`` all of them).
         """
-        return layout.load(cls, Path(path), verify)
+        parts = layout.load(Path(path), verify)
+        index = cls(parts.hasher, parts.buckets, parts.activations, parts.docs, parts.created)
+        index.backend = parts.backend
+        return index
 
     @classmethod
     @contextlib.contextmanager
@@ -392,8 +395,8 @@ class SemanticIndex:
 
         Holds the folder's writer lock throughout, so two updates never lose each other's work.
         """
-        store.read_version(Path(path))  # a clear error before trying to lock a non-index
-        with store.lock(Path(path)):
+        versions.read_version(Path(path))  # a clear error before trying to lock a non-index
+        with versions.lock(Path(path)):
             index = cls.load(path)
             yield index
             index.save(path, overwrite=True)
@@ -401,35 +404,4 @@ class SemanticIndex:
     @classmethod
     def check(cls, path: str | Path) -> list[str]:
         """Every problem found: checksums of all files, then internal consistency."""
-        return layout.problems(cls, Path(path))
-
-
-def title(text: str, chars: int = TITLE_CHARS) -> str:
-    """A one-line title: the Subject of a mail/Usenet header, else the body's first line."""
-    headers, body = split_headers(text)
-    line = headers.get("subject") or next((ln for ln in body.splitlines() if ln.strip()), "")
-    return _shorten(" ".join(line.split()), chars)
-
-
-def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
-    """The first ``chars`` characters of the text's body (after any mail headers), one line."""
-    return _shorten(" ".join(split_headers(text)[1].split()), chars)
-
-
-def split_headers(text: str) -> tuple[dict[str, str], str]:
-    """Leading ``Name: value`` lines (two or more, as in mail and Usenet posts), and the rest."""
-    lines = text.lstrip("\n").split("\n")
-    headers: dict[str, str] = {}
-    count = 0
-    for line in lines:
-        match = _HEADER.match(line)
-        if not (match or (count and line[:1] in (" ", "\t") and line.strip())):
-            break  # neither a header nor a header's continuation line
-        if match:
-            headers.setdefault(match.group(1).lower(), match.group(2).strip())
-        count += 1
-    return (headers, "\n".join(lines[count:])) if count >= 2 else ({}, text)
-
-
-def _shorten(line: str, chars: int) -> str:
-    return line if len(line) <= chars else line[: chars - 1] + "…"
+        return layout.problems(Path(path))

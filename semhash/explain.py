@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from semhash.codes import binarize
-from semhash.engine import Result, SemanticIndex, title
+from semhash.engine import Result, SemanticIndex
+from semhash.text import title
 
 
 @dataclass(frozen=True)

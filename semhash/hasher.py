@@ -13,15 +13,15 @@ import torch
 from tqdm.auto import tqdm
 
 from semhash import codes as codes_
-from semhash.model import ModelConfig, SemanticHashingAutoencoder
-from semhash.targets import (
+from semhash.text import Vectorizer, VectorizerConfig
+from semhash.train.loop import History, TrainConfig, adam, dense, fit, recalibrate_norms
+from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
+from semhash.train.targets import (
     code_neighbours,
     nearest_neighbours,
     neighbourhood_targets,
     rerank_by_codes,
 )
-from semhash.text import Vectorizer, VectorizerConfig
-from semhash.train import History, TrainConfig, adam, dense, fit, recalibrate_norms
 
 logger = logging.getLogger(__name__)
 _ENCODE_BLOCK = 2048
@@ -73,7 +73,7 @@ class HasherConfig:
     trains on a sample and indexes everything.  0 trains on every document.
 
     ``recalibrate_norms`` recomputes the batch-norm statistics on the whole training
-    documents once training ends (:func:`~semhash.train.recalibrate_norms`): within
+    documents once training ends (:func:`~semhash.train.loop.recalibrate_norms`): within
     0.1 points or up in every 32- and 64-bit bench cell, the 2,000-post sample +1.4
     at 32 bits (3 seeds, the same trainings read both ways).
 

@@ -148,3 +148,39 @@ class Vectorizer:
                 dtype=np.float32,
             )
         return self._counter
+
+
+SNIPPET_CHARS = 160
+TITLE_CHARS = 100
+_HEADER = re.compile(r"^([A-Za-z][\w.-]*): ?(.*)$")
+
+
+def title(text: str, chars: int = TITLE_CHARS) -> str:
+    """A one-line title: the Subject of a mail/Usenet header, else the body's first line."""
+    headers, body = split_headers(text)
+    line = headers.get("subject") or next((ln for ln in body.splitlines() if ln.strip()), "")
+    return _shorten(" ".join(line.split()), chars)
+
+
+def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
+    """The first ``chars`` characters of the text's body (after any mail headers), one line."""
+    return _shorten(" ".join(split_headers(text)[1].split()), chars)
+
+
+def split_headers(text: str) -> tuple[dict[str, str], str]:
+    """Leading ``Name: value`` lines (two or more, as in mail and Usenet posts), and the rest."""
+    lines = text.lstrip("\n").split("\n")
+    headers: dict[str, str] = {}
+    count = 0
+    for line in lines:
+        match = _HEADER.match(line)
+        if not (match or (count and line[:1] in (" ", "\t") and line.strip())):
+            break  # neither a header nor a header's continuation line
+        if match:
+            headers.setdefault(match.group(1).lower(), match.group(2).strip())
+        count += 1
+    return (headers, "\n".join(lines[count:])) if count >= 2 else ({}, text)
+
+
+def _shorten(line: str, chars: int) -> str:
+    return line if len(line) <= chars else line[: chars - 1] + "…"

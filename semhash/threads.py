@@ -6,10 +6,6 @@ hashing tables, faiss runs dense search.
 
 from __future__ import annotations
 
-import faiss
-import numba
-import torch
-
 
 def set_threads(n: int) -> None:
     """Use at most ``n`` CPU threads in each pool.
@@ -20,6 +16,10 @@ def set_threads(n: int) -> None:
     """
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
+    import faiss  # each library loads here, not when semhash is imported
+    import numba
+    import torch
+
     torch.set_num_threads(n)
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     numba.set_num_threads(min(n, most))

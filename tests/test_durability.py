@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from semhash import Corpus, SemanticIndex, store
+from semhash import Corpus, SemanticIndex
+from semhash.store import versions as store
 
 TINY = Path(__file__).parent / "data" / "index-v2"
 

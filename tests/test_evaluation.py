@@ -3,17 +3,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from semhash.baselines import ITQ, RandomHyperplaneLSH
 from semhash.codes import pack
-from semhash.evaluation import hamming_precision, label_matrix, precision_at_k
-from semhash.hasher import HasherConfig, SemanticHasher
-from semhash.protocol import (
+from semhash.eval.baselines import ITQ, RandomHyperplaneLSH
+from semhash.eval.precision import hamming_precision, label_matrix, precision_at_k
+from semhash.eval.protocol import (
     ProtocolError,
     evaluate_corpus,
     evaluate_index,
     make_split,
     training_plan,
 )
+from semhash.hasher import HasherConfig, SemanticHasher
 
 from .conftest import small_config
 

@@ -165,7 +165,7 @@ def test_a_disk_full_during_save_leaves_the_old_index_intact(
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("semhash.store.np.save", disk_full)
+    monkeypatch.setattr("semhash.store.versions.np.save", disk_full)
     with pytest.raises(OSError, match="No space left"):
         trained_index.save(target, overwrite=True)
     after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

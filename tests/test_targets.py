@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from semhash import HasherConfig
-from semhash.targets import (
+from semhash.train.targets import (
     code_neighbours,
     nearest_neighbours,
     neighbourhood_targets,

@@ -10,9 +10,9 @@ import scipy.sparse as sp
 import torch
 
 from semhash import Corpus, HasherConfig, SemanticHasher
-from semhash.model import ModelConfig, SemanticHashingAutoencoder
-from semhash.protocol import evaluate_index, make_split
-from semhash.train import TrainConfig, _average_step, dense, fit, recalibrate_norms
+from semhash.eval.protocol import evaluate_index, make_split
+from semhash.train.loop import TrainConfig, _average_step, dense, fit, recalibrate_norms
+from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
 
 from .conftest import small_config
 

@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semhash.codes import centred_unit_rows
 from semhash.index.base import Hits, check_k
-
-
-def centred_unit_rows(activations: np.ndarray) -> np.ndarray:
-    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32."""
-    centred = np.asarray(activations, dtype=np.float32) - 0.5
-    norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.ascontiguousarray(centred / np.maximum(norms, 1e-12))
 
 
 class DenseIndex:

@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from semhash.baselines import ITQ, RandomHyperplaneLSH
-from semhash.codes import binarize, pack
+from semhash.codes import binarize, centred_unit_rows, pack
 from semhash.corpus import Corpus
 from semhash.engine import SemanticIndex
-from semhash.evaluation import Precision, cosine_precision, hamming_precision, label_matrix
+from semhash.eval.baselines import ITQ, RandomHyperplaneLSH
+from semhash.eval.precision import Precision, cosine_precision, hamming_precision, label_matrix
+from semhash.eval.report import Report
 from semhash.hasher import HasherConfig, SemanticHasher
-from semhash.index.dense import centred_unit_rows
-from semhash.report import Report
 from semhash.text import Vectorizer
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from semhash.index.dense import DenseIndex, centred_unit_rows
+from semhash.codes import centred_unit_rows
 
 
 def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -62,9 +62,12 @@ def code_neighbours(activations: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
-    index = DenseIndex(activations.shape[1])
-    index.add(activations)
-    found = index.search(activations, k + 1).positions
+    import faiss  # loaded only when a refinement searches the codes
+
+    rows = centred_unit_rows(activations)
+    index = faiss.IndexFlatIP(rows.shape[1])
+    index.add(rows)
+    found = index.search(rows, k + 1)[1]
     # Drop each row itself; where exact duplicates hid it, drop the last neighbour instead.
     is_self = found == np.arange(n)[:, None]
     is_self[~is_self.any(axis=1), -1] = True

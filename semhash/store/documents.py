@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from semhash import store
 from semhash.corpus import Corpus
+from semhash.store import versions
 
 FILES = ("ids.npy", "id_order.npy", "docs.jsonl", "doc_offsets.npy")
 
@@ -85,7 +85,7 @@ class Documents:
             obj = json.loads(raw)
             return Record(str(obj["id"]), tuple(obj["labels"]), obj["split"], obj["text"])
         except (ValueError, KeyError, TypeError):
-            raise store.IndexFormatError(
+            raise versions.IndexFormatError(
                 f"docs.jsonl, document {position + 1}: not a document record (corrupted?)"
             ) from None
 
@@ -132,13 +132,13 @@ class Documents:
         self._rows = self._rows[mask]
         self._order = None
 
-    def writers(self) -> dict[str, store.Writer]:
+    def writers(self) -> dict[str, versions.Writer]:
         lengths = np.concatenate([np.diff(c.offsets) for c in self._chunks])[self._rows]
         return {
-            "ids.npy": store.save_array(self._ids),
-            "id_order.npy": store.save_array(self.order()),
+            "ids.npy": versions.save_array(self._ids),
+            "id_order.npy": versions.save_array(self.order()),
             "docs.jsonl": self._write_lines,
-            "doc_offsets.npy": store.save_array(np.concatenate([[0], np.cumsum(lengths)])),
+            "doc_offsets.npy": versions.save_array(np.concatenate([[0], np.cumsum(lengths)])),
         }
 
     def _write_lines(self, file: Path) -> None:
@@ -157,13 +157,13 @@ class Documents:
 
     @classmethod
     def open(cls, folder: Path, n_docs: int) -> Documents:
-        """Memory-map the four files of a saved version (``store.IndexFormatError`` if wrong)."""
-        ids = store.load_array(folder / "ids.npy", "S", (n_docs,))
-        order = store.load_array(folder / "id_order.npy", np.int64, (n_docs,))
-        offsets = store.load_array(folder / "doc_offsets.npy", np.int64, (n_docs + 1,))
+        """Memory-map the four files of a saved version (``versions.IndexFormatError`` if wrong)."""
+        ids = versions.load_array(folder / "ids.npy", "S", (n_docs,))
+        order = versions.load_array(folder / "id_order.npy", np.int64, (n_docs,))
+        offsets = versions.load_array(folder / "doc_offsets.npy", np.int64, (n_docs + 1,))
         size = (folder / "docs.jsonl").stat().st_size
         if int(offsets[-1]) != size:
-            raise store.IndexFormatError(
+            raise versions.IndexFormatError(
                 f"{folder / 'docs.jsonl'}: {size} bytes, doc_offsets.npy says {int(offsets[-1])}"
             )
         data = (
@@ -185,7 +185,7 @@ class Documents:
         for position in range(len(self)):
             try:
                 record, doc_id = self.record(position), self.id(position)
-            except store.IndexFormatError as err:
+            except versions.IndexFormatError as err:
                 return [*found, str(err)]
             if record.id != doc_id:
                 found.append(f"docs.jsonl, line {position + 1}: id {record.id!r} is not ids.npy's")
@@ -209,4 +209,4 @@ def _decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise store.IndexFormatError(f"ids.npy: id {raw!r} is not UTF-8 (corrupted?)") from None
+        raise versions.IndexFormatError(f"ids.npy: id {raw!r} is not UTF-8 (corrupted?)") from None

@@ -25,10 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from semhash.codes import hamming, unpack
-from semhash.evaluation import precision_curve, radius_curve
-from semhash.index.dense import centred_unit_rows
-from semhash.train import History
+from semhash.codes import centred_unit_rows, hamming, unpack
+from semhash.eval.precision import precision_curve, radius_curve
+from semhash.train.loop import History
 
 MAX_K = 1000
 MAP_POINTS = 3000

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from semhash.model import SemanticHashingAutoencoder, csr_tensor
+from semhash.train.model import SemanticHashingAutoencoder, csr_tensor
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,58 @@
+"""``info`` and ``check``: what an index holds and whether it is whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from semhash.cli.app import (
+    main,
+    user_errors,
+)
+from semhash.engine import SemanticIndex
+from semhash.store.versions import read_version
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def info(index_dir: Path, as_json: bool) -> None:
+    """Describe an index: format, bits, vocabulary, documents, buckets, configuration.
+
+    Example: semhash info index/
+    """
+    manifest = read_version(index_dir).manifest
+    stats = manifest.get("stats") or SemanticIndex.load(index_dir).stats()  # format 1 had none
+    keys = ("format_version", "version", "created", "updated", "n_bits", "vocab_size")
+    shown = {key: manifest.get(key) for key in keys}
+    if as_json:
+        click.echo(json.dumps({**shown, **stats, "config": manifest["config"]}, indent=2))
+        return
+    for key, value in {**shown, **stats}.items():
+        click.echo(f"{key.replace('_', ' '):<16} {value}")
+    click.echo(f"{'config':<16} {json.dumps(manifest['config'])}")
+
+
+@main.command()
+@click.argument("index_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@user_errors
+def check(index_dir: Path, as_json: bool) -> None:
+    """Verify every file's checksum and that codes, buckets and documents agree.
+
+    Exits 1 and prints one line per problem when anything is wrong.
+
+    Example: semhash check index/
+    """
+    found = SemanticIndex.check(index_dir)
+    if as_json:
+        click.echo(json.dumps({"index": str(index_dir), "ok": not found, "problems": found}))
+    for problem in found:
+        click.echo(problem, err=True)
+    if found:
+        raise click.ClickException(f"{index_dir}: {len(found)} problem(s) found")
+    if not as_json:
+        click.echo(f"{index_dir}: ok")

@@ -1,0 +1,1 @@
+"""Retrieval evaluation: precision over arrays, the literature's protocol, baselines, reports."""

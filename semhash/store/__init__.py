@@ -1,0 +1,1 @@
+"""The index folder: versions committed atomically, the files of an index, its documents."""
