@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from semhash import codes as codes_
 from semhash.text import Vectorizer, VectorizerConfig
-from semhash.train.loop import History, TrainConfig, adam, dense, fit, recalibrate_norms
+from semhash.train.loop import History, TrainConfig, adam, fit, recalibrate_norms, sparse
 from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.train.targets import (
     code_neighbours,
@@ -487,7 +487,7 @@ def _weight_prefix(block: int, n_blocks: int) -> str:
 def _encode(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
     """One model's code units for weighted bag-of-words rows, in blocks of rows."""
     parts = [
-        model.encode(dense(inputs[start : start + _ENCODE_BLOCK])).numpy()
+        model.encode(sparse(inputs[start : start + _ENCODE_BLOCK])).numpy()
         for start in range(0, inputs.shape[0], _ENCODE_BLOCK)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, model.config.n_bits), np.float32)

@@ -180,19 +180,17 @@ def recalibrate_norms(
     order = np.random.default_rng(seed).permutation(inputs.shape[0])
     device = next(model.parameters()).device
     for rows in np.array_split(order, n_batches):
-        model.encoder(dense(inputs[np.sort(rows)], device))
+        model.encoder(sparse(inputs[np.sort(rows)], device))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()
 
 
 def adam(model: SemanticHashingAutoencoder, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser for ``model``.
-
-    Not ``fused=True``: a third faster on CPU, but it trained 32-bit 20NG codes a point
-    worse (0.557 vs 0.567 P@100, same seed).
-    """
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    """The optimiser for ``model``: Adam, fused into one pass over each weight tensor."""
+    return torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
 
 
 def _train_epoch(
@@ -204,7 +202,7 @@ def _train_epoch(
     noise: float,
     config: TrainConfig,
     device: str,
-    averaging: list[tuple[torch.Tensor, torch.Tensor]],
+    averaging: list[list[torch.Tensor]],
     step_weight: float,
 ) -> float:
     model.train()
@@ -215,12 +213,12 @@ def _train_epoch(
         units, log_q = model(x, noise_std=noise)
         reconstruction = -(p * log_q).sum(dim=1).mean()
         loss = reconstruction + code_penalty(units, config)
-        optimiser.zero_grad(set_to_none=True)
+        optimiser.zero_grad(set_to_none=False)  # refill, not reallocate, the gradients
         loss.backward()
         optimiser.step()
-        with torch.no_grad():
-            for average, weights in averaging:
-                average.lerp_(weights, step_weight)
+        if averaging:
+            with torch.no_grad():
+                torch._foreach_lerp_(averaging[0], averaging[1], step_weight)
         total += reconstruction.item() * len(batch)
         count += len(batch)
     return total / max(1, count)
@@ -233,12 +231,21 @@ def _snapshot(model: SemanticHashingAutoencoder) -> dict[str, torch.Tensor]:
 
 def _averaging(
     shadow: SemanticHashingAutoencoder, model: SemanticHashingAutoencoder
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(average, live) pairs of float weights and statistics; none if the model is its own."""
+) -> list[list[torch.Tensor]]:
+    """[averages, live] float weights and statistics, in pairs; none if the model is its own."""
     if shadow is model:
         return []
-    pairs = zip(shadow.state_dict().values(), model.state_dict().values(), strict=True)
-    return [(average, live) for average, live in pairs if average.is_floating_point()]
+    pairs = [
+        (average, live)
+        for average, live in zip(_tensors(shadow), _tensors(model), strict=True)
+        if average.is_floating_point()
+    ]
+    return [[average for average, _ in pairs], [live for _, live in pairs]]
+
+
+def _tensors(model: SemanticHashingAutoencoder) -> list[torch.Tensor]:
+    """The parameters and buffers themselves, in a fixed order (not the saved views)."""
+    return [*model.parameters(), *model.buffers()]
 
 
 def _average_step(config: TrainConfig, steps: int) -> float:
@@ -270,7 +277,7 @@ def binary_code_loss(
     model.eval()
     total, device = 0.0, next(model.parameters()).device
     for start in range(0, inputs.shape[0], 1024):
-        x = dense(inputs[start : start + 1024], device)
+        x = sparse(inputs[start : start + 1024], device)
         p = dense(targets[start : start + 1024], device)
         bits = (model.encode(x) > 0.5).float()
         total += -(p * torch.log_softmax(model.decoder(bits), dim=-1)).sum().item()

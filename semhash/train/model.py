@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semhash.codes import check_n_bits
@@ -26,6 +28,45 @@ def csr_tensor(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+class BagOfWordsLinear(nn.Module):
+    """``x W^T + b`` for bags of words, with one row of ``W`` per word, kept ``(V, hidden)``.
+
+    A sparse CSR batch sums the rows of its words (``embedding_bag``): the work and
+    the gradient follow the batch's non-zeros, not the vocabulary.  The weights are
+    saved as ``nn.Linear``'s ``(hidden, V)``, so indexes read the same either way.
+    """
+
+    def __init__(self, vocab_size: int, hidden: int) -> None:
+        super().__init__()
+        linear = nn.Linear(vocab_size, hidden)  # the same initial values as a Linear layer
+        self.weight = nn.Parameter(linear.weight.detach().t().contiguous())  # (V, hidden)
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout == torch.sparse_csr:
+            summed = F.embedding_bag(
+                x.col_indices(),
+                self.weight,
+                x.crow_indices(),
+                mode="sum",
+                per_sample_weights=x.values(),
+                include_last_offset=True,
+            )
+            return summed + self.bias
+        return torch.addmm(self.bias, x, self.weight)
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        weight = self.weight if keep_vars else self.weight.detach()
+        destination[prefix + "weight"] = weight.t()
+        destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        key = prefix + "weight"
+        if key in state_dict and state_dict[key].dim() == 2:
+            state_dict = {**state_dict, key: state_dict[key].t()}
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 @dataclass(frozen=True)
@@ -64,7 +105,7 @@ class SemanticHashingAutoencoder(nn.Module):
         # Batch norm keeps the tiny unit-norm TF-IDF inputs from stalling the first layers.
         self.encoder = nn.Sequential(
             nn.Dropout(config.dropout),  # word dropout: a denoising input corruption
-            nn.Linear(v, h),
+            BagOfWordsLinear(v, h),
             nn.BatchNorm1d(h),
             nn.ReLU(),
             nn.Linear(h, h),
@@ -94,7 +135,7 @@ class SemanticHashingAutoencoder(nn.Module):
         if x.layout == torch.sparse_csr:
             values = self.encoder[0](x.values())
             dropped = csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape)
-            logits = self.encoder[1:](dropped.to_dense())
+            logits = self.encoder[1:](dropped)
         else:
             logits = self.encoder(x)
         if noise_std > 0:
@@ -104,7 +145,10 @@ class SemanticHashingAutoencoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic code units in (0, 1): no noise, no dropout.  Threshold at 0.5 for bits."""
+        """Deterministic code units in (0, 1): no noise, no dropout.  Threshold at 0.5 for bits.
+
+        ``x`` is a dense ``(n, V)`` batch or a sparse CSR one (the same units, faster).
+        """
         was_training = self.training
         self.eval()
         try:
