@@ -30,7 +30,6 @@ from semhash import (
     Corpus,
     HasherConfig,
     SemanticHasher,
-    TrainConfig,
     VectorizerConfig,
     load_corpus,
     set_threads,
@@ -39,6 +38,7 @@ from semhash.codes import binarize, pack
 from semhash.eval.precision import hamming_precision
 from semhash.eval.protocol import Split, baseline_rows, make_split, training_plan
 from semhash.text import Vectorizer
+from semhash.train.recipe import Recipe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
@@ -65,26 +65,19 @@ REFERENCE = {
     ("Reuters 90 topics", "AMMI code on our files"): {32: 0.747},
     ("Reuters 90 topics", "AMMI as published (other label set)"): {32: 0.8446, 64: 0.8506},
 }
-# Each variant changes the default in one place or is an earlier default ("train" keys go
-# to TrainConfig).
+# The ablation: each variant takes one part out of the recipe (recipe fields).
 VARIANTS = {
     "semhash (default)": {},
-    "  every block from the whole neighbourhood (the previous default; 128 bits)": {
-        "later_neighbor_share": 1.0
-    },
-    "  one word dropout rate for every corpus (an earlier default)": {"dropout_keep_words": 0},
-    "  no refinement (--refinements 0)": {"refinements": 0},
-    "  last step's weights, not averaged (the default before)": {"train": {"ema_decay": 0.0}},
-    "  one refinement, 60 epochs, last step's weights (an earlier default)": {
-        "refinements": 1,
-        "train": {"epochs": 60, "ema_decay": 0.0},
-    },
-    "  code neighbours from the whole corpus": {"candidate_factor": 0},
+    "  one model for all bits, no blocks": {"block_bits": 0},
+    "  no refinement": {"refinements": 0},
     "  refined by the first block's codes alone": {"refine_blocks": 1},
-    "  own words only (no neighbours)": {"n_neighbors": 0},
+    "  code neighbours from the whole corpus": {"candidate_factor": 0},
+    "  every block from the whole neighbourhood (128 bits)": {"later_neighbour_share": 1.0},
+    "  last step's weights, not averaged": {"ema_decay": 0.0},
+    "  one word dropout rate for every corpus": {"dropout_keep_words": 0},
+    "  own words only (no neighbours)": {"n_neighbours": 0},
     "  no code scale": {"code_scale": 0.0},
     "  no input dropout": {"dropout": 0.0},
-    "  deep decoder": {"deep_decoder": True},
 }
 
 
@@ -119,11 +112,12 @@ def drop_by_length(corpus: Corpus, strip: bool) -> Corpus:
 
 
 def variant_config(kw: dict, train: dict, setting: Setting, seed: int) -> HasherConfig:
-    """The default with a variant's changes (its "train" key changes TrainConfig)."""
-    variant = dict(kw)
-    train_config = replace(TrainConfig(), seed=seed, **train, **variant.pop("train", {}))
-    base = HasherConfig(vectorizer=VectorizerConfig(strip_newsgroup=setting.strip))
-    return replace(base, train=train_config, **variant)
+    """The default with a variant's changes to the recipe (and ``train``'s, for --quick)."""
+    return HasherConfig(
+        seed=seed,
+        vectorizer=VectorizerConfig(strip_newsgroup=setting.strip),
+        recipe=replace(Recipe(), **kw, **train),
+    )
 
 
 _CACHE: dict[tuple[str, bool], tuple[Split, Split]] = {}
@@ -140,9 +134,10 @@ def train_one(task: dict) -> dict:
     config = replace(config, n_bits=max(task["bits"]))
     # The default's rows also read its codes before the norms' recalibration: the same
     # weights, so the pair shows what the recalibration alone does.
-    both = task["variant"].startswith("semhash (default)") and config.recalibrate_norms
+    both = task["variant"].startswith("semhash (default)") and config.recipe.recalibrate_norms
     start = time.perf_counter()
-    hasher = SemanticHasher(replace(config, recalibrate_norms=not both)).fit(
+    as_trained = replace(config.recipe, recalibrate_norms=not both)
+    hasher = SemanticHasher(replace(config, recipe=as_trained)).fit(
         test.train.texts, progress=False, device=task["device"]
     )
     seconds_per_bit = (time.perf_counter() - start) / config.n_bits
@@ -327,7 +322,7 @@ def parse_args() -> argparse.Namespace:
         "--config",
         type=json.loads,
         default={},
-        help="changes to the default for every row, as JSON: '{\"refinements\": 0}'",
+        help="changes to the recipe for every row, as JSON: '{\"refinements\": 0}'",
     )
     parser.add_argument(
         "--length-filter", action="store_true", help="drop docs with <=5 or >500 tokens"

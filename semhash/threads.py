@@ -1,26 +1,66 @@
-"""One setting for every thread pool semhash uses.
+"""One setting for every thread pool semhash uses, and a default from the free cores.
 
 torch trains and encodes, numba splits the scan and probes buckets and multi-index
-hashing tables, faiss runs dense search.
+hashing tables, faiss runs dense search.  On a machine whose cores are busy with
+other work, threads that wait on each other at every small operation cost far more
+than they add, so training takes as many threads as there are idle cores unless
+told otherwise (``set_threads``, ``--threads``, ``SEMHASH_THREADS``).
 """
 
 from __future__ import annotations
 
+import os
+import time
+
+_chosen: int | None = None  # threads set by the user, if any
+
 
 def set_threads(n: int) -> None:
-    """Use at most ``n`` CPU threads in each pool.
-
-    Worth it on a machine whose cores are busy with other work, where torch's threads
-    wait on each other at every small operation: beside two busy processes a
-    60-document folder's model trained in 91-130 s on two threads, 32-35 s on one (README).
-    """
+    """Use at most ``n`` CPU threads in each pool."""
+    global _chosen
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
     import faiss  # each library loads here, not when semhash is imported
     import numba
     import torch
 
+    _chosen = n
     torch.set_num_threads(n)
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     numba.set_num_threads(min(n, most))
     faiss.omp_set_num_threads(n)
+
+
+def use_free_cores() -> int:
+    """Let torch use the cores idle right now (at least one), unless threads were set.
+
+    Returns the threads torch will use.
+    """
+    import torch
+
+    if _chosen is None and "SEMHASH_THREADS" not in os.environ:
+        torch.set_num_threads(free_cores())
+    return torch.get_num_threads()
+
+
+def free_cores(seconds: float = 0.2) -> int:
+    """How many of this process's cores were idle over ``seconds`` (1 where unknown)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        before = _cpu_times()
+        time.sleep(seconds)
+        after = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return cores
+    total = sum(after) - sum(before)
+    idle = (after[3] + after[4]) - (before[3] + before[4])  # idle and iowait
+    all_cores = os.cpu_count() or cores
+    free = round(idle / total * all_cores) if total > 0 else cores
+    return max(1, min(cores, free))
+
+
+def _cpu_times() -> list[int]:
+    """The machine's CPU time counters (user, nice, system, idle, iowait, ...)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        return [int(x) for x in stat.readline().split()[1:]]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from semhash import Corpus, HasherConfig, SemanticIndex, TrainConfig, load_corpus
+from semhash import Corpus, HasherConfig, SemanticIndex, load_corpus
+from semhash.train.recipe import Recipe
 
 SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
@@ -32,12 +34,19 @@ def newsgroups_sample(newsgroups: Corpus) -> Corpus:
 
 def small_config(n_bits: int = 16, epochs: int = 8, seed: int = 0) -> HasherConfig:
     """A configuration that trains in seconds on a couple of thousand documents."""
-    return HasherConfig(
-        n_bits=n_bits,
-        n_neighbors=20,
-        code_neighbors=60,
-        train=TrainConfig(epochs=epochs, min_steps=0, seed=seed, batch_size=64, noise_warmup=5),
-    )
+    recipe = Recipe(n_neighbours=20, code_neighbours=60, batch_size=64, noise_warmup=5)
+    return HasherConfig(n_bits=n_bits, seed=seed, epochs=epochs, recipe=recipe)
+
+
+def with_recipe(config: HasherConfig, **changes: object) -> HasherConfig:
+    """``config`` with some of its recipe's fields changed."""
+    return replace(config, recipe=replace(config.recipe, **changes))
+
+
+def saved_before_recipe() -> dict:
+    """The configuration of an index saved before the recipe (the committed format-2 one)."""
+    manifest = Path(__file__).parent / "data" / "index-v2" / "manifest.json"
+    return json.loads(manifest.read_text())["config"]
 
 
 @pytest.fixture(scope="session")

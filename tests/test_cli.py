@@ -24,18 +24,24 @@ def corpus_file(newsgroups_sample, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cli_index(corpus_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "idx"
+    recipe = out.with_name("recipe.json")
+    recipe.write_text(
+        '{"ema_decay": 0.9, "dropout_keep_words": 25, "recalibrate_norms": false,'
+        ' "later_neighbour_share": 0.25}'
+    )
     result = CliRunner().invoke(
         main,
         ["-q", "index", str(corpus_file), "-o", str(out), "--bits", "16", "--epochs", "4"]
-        + ["--min-steps", "0", "--train-sample", "600", "--ema-decay", "0.9"]
-        + ["--dropout-keep-words", "25", "--norms-as-trained", "--later-neighbor-share", "0.25"],
+        + ["--train-sample", "600", "--recipe", str(recipe)],
     )
     assert result.exit_code == 0, result.output
     # Trained on 600 of the 800 train posts, every document indexed.
     assert "indexed 950 documents as 16-bit codes" in result.output
     config = json.loads((out / "manifest.json").read_text())["config"]
-    assert config["train"]["ema_decay"] == 0.9 and config["dropout_keep_words"] == 25
-    assert config["recalibrate_norms"] is False and config["later_neighbor_share"] == 0.25
+    assert config["epochs"] == 4 and config["train_sample"] == 600
+    recipe = config["recipe"]
+    assert recipe["ema_decay"] == 0.9 and recipe["dropout_keep_words"] == 25
+    assert recipe["recalibrate_norms"] is False and recipe["later_neighbour_share"] == 0.25
     return out
 
 
@@ -110,7 +116,7 @@ def test_eval_index_prints_table_and_writes_report(cli_index, tmp_path) -> None:
 def test_eval_corpus_trains_each_bit_length(corpus_file, tmp_path) -> None:
     report = tmp_path / "r.json"
     result = run(
-        *["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2", "--min-steps", "0"],
+        *["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "2"],
         *["--report", str(report)],
     )
     assert result.exit_code == 0, result.output
@@ -132,7 +138,7 @@ def test_eval_holds_out_queries_from_a_labelled_folder(newsgroups_sample, tmp_pa
             (folder / group / f"{i}.txt").write_text(newsgroups_sample.texts[i])
     report = tmp_path / "r.json"
     args = ["eval", str(folder), "--labels-from-folders", "--bits", "16", "-k", "10"]
-    result = run(*args, "--min-steps", "300", "--report", str(report))
+    result = run(*args, "--epochs", "150", "--report", str(report))
     assert result.exit_code == 0, result.output
     # 240 posts: 48 drawn with seed 0 query the other 192, and the user is told so.
     assert "has no train/test split: 48 of its 240 documents, drawn with seed 0" in caplog.text
@@ -145,7 +151,7 @@ def test_eval_holds_out_queries_from_a_labelled_folder(newsgroups_sample, tmp_pa
 
 def test_eval_html_report_has_every_plot_and_curve(corpus_file, tmp_path) -> None:
     folder = tmp_path / "report"
-    args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3", "--min-steps", "0"]
+    args = ["-q", "eval", str(corpus_file), "--bits", "8,16", "--epochs", "3"]
     result = run(*args, "--report", str(folder))
     assert result.exit_code == 0, result.output
     plots = ["precision_at_k", "precision_recall", "bit_usage", "bucket_sizes", "loss", "map"]
@@ -185,12 +191,10 @@ def test_info(cli_index) -> None:
         (["index", "{tmp}/missing.jsonl", "-o", "{tmp}/o"], "no such file or folder"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "0"], "between 1 and 128"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--bits", "129"], "between 1 and 128"),
-        (["index", "{corpus}", "-o", "{tmp}/o", "--block-bits", "-1"], "block_bits must be"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--recipe", "{recipe}"], "block_bits must be"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--recipe", "{corpus}"], "not a readable JSON"),
+        (["index", "{corpus}", "-o", "{tmp}/o", "--epochs", "0"], "x>=1"),
         (["index", "{corpus}", "-o", "{tmp}/o", "--train-sample", "-1"], "x>=0"),
-        (["index", "{corpus}", "-o", "{tmp}/o", "--refinements", "-2"], "refinements must be"),
-        (["index", "{corpus}", "-o", "{tmp}/o", "--ema-decay", "1"], "0.0<=x<1.0"),
-        (["index", "{corpus}", "-o", "{tmp}/o", "--dropout-keep-words", "-1"], "x>=0"),
-        (["index", "{corpus}", "-o", "{tmp}/o", "--later-neighbor-share", "0"], "0<x<=1"),
         (["index", "{corpus}", "-o", "{idx}"], "an index already exists"),
         (["index", "{corpus}", "-o", "{corpus}"], "is a file, expected a folder"),
         (["index", "{bad}", "-o", "{tmp}/o"], "bad.jsonl, line 2: not valid JSON"),
@@ -215,7 +219,9 @@ def test_bad_input_is_one_line_and_nonzero_exit(
 ) -> None:
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "text": "ok"}\n{oops\n')
     (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "recipe.json").write_text('{"block_bits": -1}')
     paths = {
+        "recipe": tmp_path / "recipe.json",
         "idx": cli_index,
         "tmp": tmp_path,
         "corpus": corpus_file,

@@ -15,7 +15,7 @@ from semhash.eval.protocol import (
 )
 from semhash.hasher import HasherConfig, SemanticHasher
 
-from .conftest import small_config
+from .conftest import small_config, with_recipe
 
 
 def test_tie_aware_precision_is_the_expectation_over_tied_orders() -> None:
@@ -66,21 +66,21 @@ def test_protocol_needs_labels_and_both_splits(newsgroups_sample) -> None:
 
 
 def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
-    plain = HasherConfig(refinements=0)  # blocks of 32 bits, each on its own
+    plain = with_recipe(HasherConfig(), refinements=0)  # blocks of 32 bits, each on its own
     assert training_plan(plain, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
     assert training_plan(plain, [32, 40]) == {40: [32, 40]}
-    assert training_plan(replace(plain, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
+    assert training_plan(with_recipe(plain, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
     # A refined 32-bit code trains a 32-bit helper, but a 40-bit code's second block is 8;
     # a 16-bit code's helper is a whole 32-bit block, so 32 bits do not give 16.
-    refined = replace(plain, refinements=1)
+    refined = with_recipe(plain, refinements=1)
     assert training_plan(refined, [32, 40, 64]) == {64: [32, 64], 40: [40]}
     assert training_plan(refined, [16, 32]) == {16: [16], 32: [32]}
-    assert SemanticHasher(replace(refined, n_bits=16))._trainer_sizes() == [16, 32]
+    assert SemanticHasher(replace(refined, n_bits=16)).plan().trainer_sizes() == [16, 32]
 
 
 def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:
     corpus = newsgroups_sample.subset(list(range(0, 2300, 2)))
-    config = replace(small_config(n_bits=8, epochs=3), block_bits=8)
+    config = with_recipe(small_config(n_bits=8, epochs=3), block_bits=8)
     both = evaluate_corpus(corpus, [16, 8], config, baselines=False)
     alone = evaluate_corpus(corpus, [8], config, baselines=False)
     assert [(r.method, r.n_bits) for r in both] == [("semhash", 8), ("semhash", 16)]

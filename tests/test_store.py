@@ -1,7 +1,6 @@
 import json
 import pickle
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 from semhash import IndexFormatError, SemanticIndex
 
-from .conftest import small_config
+from .conftest import small_config, with_recipe
 
 DATA = Path(__file__).parent / "data"
 FILES = {
@@ -194,7 +193,7 @@ def test_every_released_format_loads_with_its_recorded_results(name, tmp_path) -
 
 def test_a_code_of_several_blocks_round_trips(newsgroups_sample, tmp_path) -> None:
     corpus = newsgroups_sample.subset(list(range(600)))
-    config = replace(small_config(n_bits=16, epochs=2), block_bits=8)
+    config = with_recipe(small_config(n_bits=16, epochs=2), block_bits=8)
     index = SemanticIndex.build(corpus, config)
     index.save(tmp_path / "idx")
     loaded = SemanticIndex.load(tmp_path / "idx")

@@ -13,8 +13,9 @@ from semhash import Corpus, HasherConfig, SemanticHasher
 from semhash.eval.protocol import evaluate_index, make_split
 from semhash.train.loop import TrainConfig, _average_step, dense, fit, recalibrate_norms
 from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
+from semhash.train.recipe import Recipe
 
-from .conftest import small_config
+from .conftest import saved_before_recipe, small_config, with_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_train_sample_trains_on_a_seeded_draw(newsgroups_sample) -> None:
     config = replace(small_config(epochs=2), train_sample=200)
     sampled = SemanticHasher(config).fit(texts, progress=False)
     # The same as training on the documents the seed draws, kept in corpus order.
-    drawn = np.sort(np.random.default_rng(config.train.seed).choice(600, 200, replace=False))
+    drawn = np.sort(np.random.default_rng(config.seed).choice(600, 200, replace=False))
     alone = SemanticHasher(replace(config, train_sample=0)).fit(
         [texts[i] for i in drawn], progress=False
     )
@@ -64,19 +65,6 @@ def test_train_sample_trains_on_a_seeded_draw(newsgroups_sample) -> None:
     assert np.array_equal(same.encode(texts), whole.encode(texts))
 
 
-def test_a_large_training_set_warns_and_names_train_sample(
-    newsgroups_sample, monkeypatch, caplog
-) -> None:
-    monkeypatch.setattr("semhash.hasher._LARGE_TRAINING", 100)
-    texts = newsgroups_sample.split("train").texts[:300]
-    SemanticHasher(small_config(epochs=1)).fit(texts, progress=False)
-    assert "training on all 300 documents" in caplog.text and "--train-sample" in caplog.text
-    caplog.clear()
-    sampled = replace(small_config(epochs=1), train_sample=100)
-    SemanticHasher(sampled).fit(texts, progress=False)
-    assert "--train-sample" not in caplog.text  # the sample is small enough
-
-
 def test_training_history_records_losses_and_best_epoch(trained_index) -> None:
     history = trained_index.hasher.history
     assert len(history.train_loss) == len(history.val_loss) >= 3
@@ -84,26 +72,43 @@ def test_training_history_records_losses_and_best_epoch(trained_index) -> None:
     assert history.train_loss[-1] < history.train_loss[0]
 
 
-def test_a_small_corpus_trains_more_epochs_to_reach_min_steps(newsgroups_sample) -> None:
+def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:200]  # 180 train, 3 batches an epoch
-    config = replace(small_config(epochs=2), refinements=0)
-    train = replace(config.train, min_steps=12)
-    hasher = SemanticHasher(replace(config, train=train)).fit(texts, progress=False)
-    assert len(hasher.history.train_loss) == 4  # 12 steps of 3 batches, not 2 epochs
-    assert train.epochs_for(20_000) == 2  # a large corpus takes its steps in the epochs asked
-    refined = SemanticHasher(replace(config, refinements=1, train=train)).fit(texts, progress=False)
-    assert len(refined.history.train_loss) == 4  # shared by the rounds, two epochs each
-    state = HasherConfig().to_dict()
-    assert HasherConfig.from_dict(state).train.min_steps == 3000
-    del state["train"]["min_steps"]  # an index saved before: retrains as it did
-    assert HasherConfig.from_dict(state).train.min_steps == 0
+    config = with_recipe(small_config(epochs=2), refinements=0, min_steps=12)
+    hasher = SemanticHasher(config).fit(texts, progress=False)
+    assert len(hasher.history.train_loss) == 2  # asked for 2: no hidden minimum
+    chosen = with_recipe(replace(config, epochs=None), epochs=2)
+    hasher = SemanticHasher(chosen).fit(texts, progress=False)
+    assert len(hasher.history.train_loss) == 4  # the recipe's: 12 steps of 3 batches
+    refined = with_recipe(chosen, refinements=1)
+    assert len(SemanticHasher(refined).fit(texts, progress=False).history.train_loss) == 4
+    recipe = Recipe(epochs=90, min_steps=3000, max_steps=20_000, batch_size=100)
+    assert recipe.epochs_for(1_000) == 300  # a small corpus: more epochs, 3,000 steps
+    assert recipe.epochs_for(20_000) == 90
+    assert recipe.epochs_for(500_000) == 4  # a large one: at most 20,000 steps
+    assert recipe.epochs_for(500_000, epochs=7) == 7
+    saved_before = HasherConfig.from_dict(saved_before_recipe())
+    assert saved_before.epochs is None  # retrains as it did: its epochs, no minimum, no cap
+    assert saved_before.recipe.min_steps == saved_before.recipe.max_steps == 0
+    assert saved_before.recipe.epochs == 30 and saved_before.recipe.hidden == 32
+
+
+def test_a_recipe_file_changes_named_fields_and_refuses_unknown_ones(tmp_path) -> None:
+    path = tmp_path / "recipe.json"
+    path.write_text('{"refinements": 0, "lr": 0.01}')
+    assert Recipe.load(path) == replace(Recipe(), refinements=0, lr=0.01)
+    path.write_text('{"refinments": 0}')
+    with pytest.raises(ValueError, match="unknown recipe field 'refinments'"):
+        Recipe.load(path)
+    config = HasherConfig(n_bits=64, epochs=3, recipe=replace(Recipe(), refinements=0))
+    assert HasherConfig.from_dict(config.to_dict()) == config
 
 
 def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     inputs = sp.random(300, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
     targets = sp.csr_matrix(inputs.multiply(1 / np.maximum(inputs.sum(axis=1), 1e-9)))
     start = SemanticHashingAutoencoder(ModelConfig(vocab_size=40, n_bits=8, hidden=16))
-    config = TrainConfig(epochs=3, min_steps=0, noise_warmup=1)
+    config = TrainConfig(epochs=3, noise_warmup=1)
     runs = {}
     for decay in (0.0, 0.5, 0.99, 0.999):
         model = copy.deepcopy(start)
@@ -118,10 +123,8 @@ def test_averaged_weights_are_the_ones_validated_and_kept() -> None:
     assert _average_step(TrainConfig(ema_decay=0.995), 2400) == pytest.approx(0.005)
     with pytest.raises(ValueError, match="ema_decay must be in"):
         TrainConfig(ema_decay=1.0)
-    state = HasherConfig().to_dict()
-    assert HasherConfig.from_dict(state).train.ema_decay == TrainConfig().ema_decay > 0
-    del state["train"]["ema_decay"]  # an index saved before averaging: retrains as it did
-    assert HasherConfig.from_dict(state).train.ema_decay == 0.0
+    assert Recipe().ema_decay > 0
+    assert HasherConfig.from_dict(saved_before_recipe()).recipe.ema_decay == 0.0
 
 
 def test_recalibrated_norms_are_the_whole_inputs_batch_statistics() -> None:
@@ -146,70 +149,67 @@ def test_recalibrated_norms_are_the_whole_inputs_batch_statistics() -> None:
 def test_fit_recalibrates_the_norms_on_its_training_documents(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:600]
     config = small_config(epochs=2)
-    as_trained = SemanticHasher(replace(config, recalibrate_norms=False)).fit(texts, progress=False)
+    as_trained = SemanticHasher(with_recipe(config, recalibrate_norms=False)).fit(
+        texts, progress=False
+    )
     before = as_trained.activations(texts)
     recalibrated = SemanticHasher(config).fit(texts, progress=False)
     # The same weights read under other statistics: fit's pass is the public method's.
     after = as_trained.recalibrate_norms(texts).activations(texts)
     assert np.array_equal(after, recalibrated.activations(texts))
     assert np.abs(after - before).max() > 0.01
-    state = config.to_dict()
-    del state["recalibrate_norms"]  # an index saved before: retrains as it did
-    assert HasherConfig.from_dict(state).recalibrate_norms is False
-    assert HasherConfig().recalibrate_norms
+    assert HasherConfig.from_dict(saved_before_recipe()).recipe.recalibrate_norms is False
+    assert Recipe().recalibrate_norms
 
 
 def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) -> None:
-    config = HasherConfig(dropout=0.5, dropout_keep_words=19)
+    config = Recipe(dropout=0.5, dropout_keep_words=19)
     assert config.dropout_rate(64) == pytest.approx(1 - 19 / 64)  # keeps 19 of 64 words
     assert config.dropout_rate(29) == config.dropout_rate(0) == 0.5  # never below the floor
     assert replace(config, dropout_keep_words=0).dropout_rate(64) == 0.5
     caplog.set_level(logging.INFO, logger="semhash")
     texts = newsgroups_sample.split("train").texts[:400]
-    one_rate = replace(small_config(epochs=2), dropout_keep_words=0)
+    one_rate = with_recipe(small_config(epochs=2), dropout_keep_words=0)
     plain = SemanticHasher(one_rate).fit(texts, progress=False)
     # A corpus whose median post is shorter than the words to keep trains at the one rate.
-    floor = replace(one_rate, dropout_keep_words=10_000)
+    floor = with_recipe(one_rate, dropout_keep_words=10_000)
     assert np.array_equal(
         SemanticHasher(floor).fit(texts, progress=False).encode(texts), plain.encode(texts)
     )
     caplog.clear()
-    few = replace(floor, dropout_keep_words=2)
+    few = with_recipe(floor, dropout_keep_words=2)
     assert not np.array_equal(
         SemanticHasher(few).fit(texts, progress=False).encode(texts), plain.encode(texts)
     )
     assert "dropping words at rate 0.9" in caplog.text
     with pytest.raises(ValueError, match="dropout_keep_words must be non-negative"):
-        HasherConfig(dropout_keep_words=-1)
-    state = HasherConfig().to_dict()
-    del state["dropout_keep_words"]  # an index saved before: retrains at the one rate
-    assert HasherConfig.from_dict(state).dropout_keep_words == 0
+        Recipe(dropout_keep_words=-1)
+    assert HasherConfig.from_dict(saved_before_recipe()).recipe.dropout_keep_words == 0
 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = replace(small_config(epochs=6), refinements=1, code_neighbors=30)
+    config = with_recipe(small_config(epochs=6), refinements=1, code_neighbours=30)
     hasher = SemanticHasher(config).fit(texts, progress=False)
     history = hasher.history
     assert len(history.train_loss) == 6  # the epochs shared by the two stages; no helper's
     assert history.best_epoch >= 4  # kept from the second stage
-    plain = SemanticHasher(replace(config, refinements=0)).fit(texts, progress=False)
-    alone = SemanticHasher(replace(config, refine_blocks=1)).fit(texts, progress=False)
-    anywhere = SemanticHasher(replace(config, candidate_factor=0)).fit(texts, progress=False)
+    plain = SemanticHasher(with_recipe(config, refinements=0)).fit(texts, progress=False)
+    alone = SemanticHasher(with_recipe(config, refine_blocks=1)).fit(texts, progress=False)
+    anywhere = SemanticHasher(with_recipe(config, candidate_factor=0)).fit(texts, progress=False)
     # The neighbours of the second stage came from two blocks' codes, not this block's own,
     # and from among the TF-IDF candidates, not from anywhere in the corpus.
     assert not np.array_equal(hasher.encode(texts), plain.encode(texts))
     assert not np.array_equal(hasher.encode(texts), alone.encode(texts))
     assert not np.array_equal(hasher.encode(texts), anywhere.encode(texts))
     with pytest.raises(ValueError, match="refine_blocks must be at least 1"):
-        replace(config, refine_blocks=0)
-    saved_before = {k: v for k, v in HasherConfig().to_dict().items() if k != "refinements"}
-    assert HasherConfig.from_dict(saved_before).refinements == 0  # retrains as it did
+        with_recipe(config, refine_blocks=0)
+    assert HasherConfig.from_dict(saved_before_recipe()).recipe.refinements == 0
 
 
 def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = replace(small_config(n_bits=20, epochs=3), block_bits=8, refinements=1)
+    config = with_recipe(small_config(n_bits=20, epochs=3), block_bits=8, refinements=1)
     long = SemanticHasher(config).fit(texts, progress=False)
     short = SemanticHasher(replace(config, n_bits=8)).fit(texts, progress=False)
     assert long.block_sizes() == [8, 8, 4]
@@ -233,16 +233,14 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
 
 def test_blocks_after_the_teachers_can_learn_a_tighter_neighbourhood(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = replace(small_config(n_bits=24, epochs=2), block_bits=8, refinements=1)
-    alike = replace(config, later_neighbor_share=1.0)
+    config = with_recipe(small_config(n_bits=24, epochs=2), block_bits=8, refinements=1)
+    alike = with_recipe(config, later_neighbour_share=1.0)
     plain = SemanticHasher(alike).fit(texts, progress=False).activations(texts)
-    tight = replace(config, later_neighbor_share=0.5)  # the default
+    tight = with_recipe(config, later_neighbour_share=0.5)  # the default
     codes = SemanticHasher(tight).fit(texts, progress=False).activations(texts)
     # The two teachers (the first 16 bits) learn as before, the third block from fewer neighbours.
     assert np.array_equal(codes[:, :16], plain[:, :16])
     assert not np.array_equal(codes[:, 16:] > 0.5, plain[:, 16:] > 0.5)
-    state = config.to_dict()
-    del state["later_neighbor_share"]  # an index saved before: retrains as it did
-    assert HasherConfig.from_dict(state).later_neighbor_share == 1.0
-    with pytest.raises(ValueError, match="later_neighbor_share must be in"):
-        replace(config, later_neighbor_share=0.0)
+    assert HasherConfig.from_dict(saved_before_recipe()).recipe.later_neighbour_share == 1.0
+    with pytest.raises(ValueError, match="later_neighbour_share must be in"):
+        with_recipe(config, later_neighbour_share=0.0)

@@ -10,7 +10,6 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -24,7 +23,7 @@ from semhash.index.milvus import MilvusError
 from semhash.store.versions import IndexFormatError
 from semhash.text import VectorizerConfig
 from semhash.threads import set_threads
-from semhash.train.loop import TrainConfig
+from semhash.train.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,20 +66,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, threads: int | None) ->
     ctx.obj = {"progress": not quiet}
 
 
-_MODEL_KEYS = (
-    "vocab",
-    "epochs",
-    "min_steps",
-    "seed",
-    "block_bits",
-    "refinements",
-    "ema_decay",
-    "dropout_keep_words",
-    "train_sample",
-    "recalibrate_norms",
-    "later_neighbor_share",
-    "strip_newsgroup",
-)
+_MODEL_KEYS = ("vocab", "epochs", "seed", "train_sample", "strip_newsgroup", "recipe")
 
 
 labels_from_folders_option = click.option(
@@ -104,63 +90,17 @@ def model_options(command: F) -> F:
         click.option("--vocab", default=10000, show_default=True, help="Vocabulary size."),
         click.option(
             "--epochs",
-            default=TrainConfig.epochs,
-            show_default=True,
-            help="Epochs at least; a small corpus trains more to reach --min-steps.",
-        ),
-        click.option(
-            "--min-steps",
-            default=TrainConfig.min_steps,
-            type=click.IntRange(min=0),
-            show_default=True,
-            help="Optimiser steps at least, however small the corpus (0: just --epochs).",
+            type=click.IntRange(min=1),
+            help="Epochs each code block trains, exactly (default: the recipe's 90, more "
+            "for a small corpus to make 3,000 steps, fewer for a large one).",
         ),
         click.option("--seed", default=0, show_default=True, help="Seed: same seed, same codes."),
         click.option(
-            "--block-bits",
-            default=HasherConfig.block_bits,
-            show_default=True,
-            help="Longer codes are blocks of this many bits, one model each (0: one model).",
-        ),
-        click.option(
-            "--refinements",
-            default=HasherConfig.refinements,
-            show_default=True,
-            help="Rounds that find neighbours again by two blocks' codes and train on.",
-        ),
-        click.option(
-            "--ema-decay",
-            default=TrainConfig.ema_decay,
-            type=click.FloatRange(min=0.0, max=1.0, max_open=True),
-            show_default=True,
-            help="Keep a moving average of the weights, moved 1 - this a step (0: last step's).",
-        ),
-        click.option(
-            "--dropout-keep-words",
-            default=HasherConfig.dropout_keep_words,
-            type=click.FloatRange(min=0.0),
-            show_default=True,
-            help="Long documents drop more words: the median keeps this many (0: all lose half).",
-        ),
-        click.option(
             "--train-sample",
-            default=HasherConfig.train_sample,
+            default=0,
             type=click.IntRange(min=0),
             show_default=True,
             help="Train on this many documents drawn at random, index all (0: train on all).",
-        ),
-        click.option(
-            "--recalibrate-norms/--norms-as-trained",
-            default=HasherConfig.recalibrate_norms,
-            show_default=True,
-            help="Measure the batch norms again on the whole documents once trained.",
-        ),
-        click.option(
-            "--later-neighbor-share",
-            default=HasherConfig.later_neighbor_share,
-            type=click.FloatRange(min=0.0, max=1.0, min_open=True),
-            show_default=True,
-            help="Blocks past the two teachers learn from this nearest share of neighbours.",
         ),
         click.option(
             "--strip-newsgroup",
@@ -168,7 +108,15 @@ def model_options(command: F) -> F:
             help="Ignore Usenet headers, signatures and quoted replies when learning.",
         ),
         click.option(
-            "--device", default="cpu", show_default=True, help="Torch device to train on."
+            "--recipe",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="A JSON file of training settings to change from the tuned recipe.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="Torch device to train on (auto: CUDA when present, else the CPU).",
         ),
     ]
     for option in reversed(options):
@@ -180,30 +128,19 @@ def hasher_config(
     n_bits: int,
     *,
     vocab: int,
-    epochs: int,
-    min_steps: int,
+    epochs: int | None,
     seed: int,
-    block_bits: int,
-    refinements: int,
-    ema_decay: float,
-    dropout_keep_words: float,
     train_sample: int,
-    recalibrate_norms: bool,
-    later_neighbor_share: float,
     strip_newsgroup: bool,
+    recipe: Path | None,
 ) -> HasherConfig:
     return HasherConfig(
         n_bits=n_bits,
-        block_bits=block_bits,
-        refinements=refinements,
-        dropout_keep_words=dropout_keep_words,
+        seed=seed,
+        epochs=epochs,
         train_sample=train_sample,
-        recalibrate_norms=recalibrate_norms,
-        later_neighbor_share=later_neighbor_share,
         vectorizer=VectorizerConfig(max_features=vocab, strip_newsgroup=strip_newsgroup),
-        train=replace(
-            TrainConfig(), epochs=epochs, min_steps=min_steps, ema_decay=ema_decay, seed=seed
-        ),
+        recipe=Recipe.load(recipe) if recipe else Recipe(),
     )
 
 

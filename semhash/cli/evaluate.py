@@ -25,7 +25,6 @@ from semhash.engine import SemanticIndex
 from semhash.eval.protocol import Row, evaluate_corpus, evaluate_index
 from semhash.eval.report import Report
 from semhash.store.versions import MANIFEST
-from semhash.train.loop import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +184,11 @@ def _write_json(path: Path, obj: Any) -> None:
 @click.option(
     "-o", "--output", default="semhash-demo", show_default=True, type=click.Path(path_type=Path)
 )
-@click.option("--epochs", default=TrainConfig.epochs, show_default=True)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Epochs per code block (default: the recipe's)."
+)
 @click.pass_context
-def demo(ctx: click.Context, output: Path, epochs: int) -> None:
+def demo(ctx: click.Context, output: Path, epochs: int | None) -> None:
     """Index the bundled 20 Newsgroups at 32 bits, query and explain it, write an HTML report.
 
     Example: semhash demo -o semhash-demo/

@@ -13,6 +13,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,43 +22,31 @@ from tqdm.auto import tqdm
 
 from semhash.train.model import SemanticHashingAutoencoder, csr_tensor
 
+if TYPE_CHECKING:
+    from semhash.train.targets import NeighbourhoodTargets
+
 logger = logging.getLogger(__name__)
+ENCODE_BLOCK = 2048  # documents encoded at a time
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and noise settings.
+    """One training run's settings (a round of a block), made from the recipe.
 
     The noise on the code pre-activations ramps up linearly from 0 to ``noise_std``
     over the first ``noise_warmup`` epochs (at most ``epochs``), so the codes first
     learn what to say and then learn to say it in binary.  Early stopping only
-    considers epochs at full noise.
-
-    ``epochs`` is a minimum: a small corpus trains as many more as it takes to make
-    ``min_steps`` optimiser steps (:meth:`epochs_for`).  At 60 epochs a corpus of
-    2,000 posts took 900 steps and its codes were undertrained (16-bit P@100 0.262;
-    at the 200 epochs this gives it, 0.327, README, results); 20 Newsgroups and
-    Reuters take more than 3,000 steps in their epochs and are unchanged.  90 epochs
-    give each of the default's three rounds 30 (see ``HasherConfig``).
-
-    ``ema_decay`` > 0 keeps a moving average of the weights (each step moves it
-    ``1 - ema_decay`` of the way) and validates and keeps the average instead of the
-    last step's weights: the constant step keeps the weights moving (a decaying step
-    cost precision), the average settles where they hover.  0.995 (a memory of about
-    200 steps) lifted 14 of 24 seed-cells of the bench (the 2,000-post sample 1.6
-    points, stripped 20NG 0.4, 20NG with headers 0.5 at 32 bits) for Reuters' 0.3 at
-    64 bits (3 seeds; README, results).  0 keeps the last step's weights.
+    considers epochs at full noise.  ``ema_decay`` > 0 validates and keeps a moving
+    average of the weights (each step moves it ``1 - ema_decay`` of the way), which
+    settles where the weights hover; 0 keeps the last step's weights.
     """
 
     epochs: int = 90
-    min_steps: int = 3000
     batch_size: int = 128
     lr: float = 3e-3
-    weight_decay: float = 0.0
     noise_std: float = 8.0
     noise_warmup: int = 10
     balance_weight: float = 1.0
-    decorrelation_weight: float = 0.0
     val_fraction: float = 0.1
     patience: int = 10
     ema_decay: float = 0.995
@@ -66,8 +55,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.min_steps < 0:
-            raise ValueError(f"min_steps must be at least 0, got {self.min_steps}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -76,13 +63,12 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def held_out(self, n_documents: int) -> int:
-        """How many of ``n_documents`` are held out for early stopping (none of a few)."""
-        return int(round(self.val_fraction * n_documents)) if n_documents >= 20 else 0
+        """How many of ``n_documents`` are held out for early stopping (none of a few).
 
-    def epochs_for(self, n_documents: int) -> int:
-        """The epochs to train ``n_documents``: ``epochs``, or enough for ``min_steps``."""
-        batches = math.ceil((n_documents - self.held_out(n_documents)) / self.batch_size)
-        return max(self.epochs, math.ceil(self.min_steps / max(1, batches)))
+        At most 10,000: enough to compare epochs, however large the corpus.
+        """
+        share = int(round(self.val_fraction * n_documents))
+        return min(share, 10_000) if n_documents >= 20 else 0
 
 
 @dataclass
@@ -103,7 +89,7 @@ class History:
 def fit(
     model: SemanticHashingAutoencoder,
     inputs: sp.csr_matrix,
-    targets: sp.csr_matrix,
+    targets: sp.csr_matrix | NeighbourhoodTargets,
     config: TrainConfig,
     progress: bool = True,
     device: str = "cpu",
@@ -113,8 +99,7 @@ def fit(
     """Train ``model`` in place to map ``inputs`` (n, V) to ``targets`` (n, V) word distributions.
 
     The trained model is returned to the CPU; ``device`` only speeds training up.
-    Pass the ``optimiser`` of an earlier stage to go on with its moment estimates
-    (a fresh Adam after the refinement cost 2.5 points of precision).
+    Pass the ``optimiser`` of an earlier stage to go on with its moment estimates.
     """
     torch.manual_seed(config.seed)
     model.to(device)
@@ -164,8 +149,7 @@ def recalibrate_norms(
     Training keeps running statistics of word-dropped inputs (and, with
     ``ema_decay``, averages them with the weights); queries and indexed documents
     come whole, so one pass in training-sized random batches with dropout off
-    measures the statistics the codes are read under (20NG, 2,000-post sample,
-    32 bits: 0.366 -> 0.380 P@100 from the same weights, 3 seeds; README, results).
+    measures the statistics the codes are read under.
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     if not norms or inputs.shape[0] < 2:
@@ -188,16 +172,14 @@ def recalibrate_norms(
 
 def adam(model: SemanticHashingAutoencoder, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser for ``model``: Adam, fused into one pass over each weight tensor."""
-    return torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-    )
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
 
 
 def _train_epoch(
     model: SemanticHashingAutoencoder,
     optimiser: torch.optim.Optimizer,
     inputs: sp.csr_matrix,
-    targets: sp.csr_matrix,
+    targets: sp.csr_matrix | NeighbourhoodTargets,
     rows: np.ndarray,
     noise: float,
     config: TrainConfig,
@@ -252,21 +234,14 @@ def _average_step(config: TrainConfig, steps: int) -> float:
     """How far each step moves the average: ``1 - ema_decay``, or more in a short run.
 
     The average's memory (about ``1 / (1 - ema_decay)`` steps) is kept within a quarter
-    of the run's ``steps``: longer, it drags in the weights the run started from (a
-    2,000-post test run of 225 steps a round fell from 0.25 to 0.19 P@100).  Every bench
-    round has 990 steps or more, where 0.995 stands as it is.
+    of the run's ``steps``: longer, it would drag in the weights the run started from.
     """
     return max(1.0 - config.ema_decay, 4.0 / max(1, steps))
 
 
 def code_penalty(units: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Keep each bit's mean near 0.5 (balance) and the bits uncorrelated (no wasted bits)."""
-    balance = ((units.mean(dim=0) - 0.5) ** 2).sum()
-    centred = units - units.mean(dim=0)
-    covariance = centred.T @ centred / max(1, len(units) - 1)
-    off_diagonal = covariance - torch.diag(torch.diagonal(covariance))
-    decorrelation = (off_diagonal**2).sum() / units.shape[1]
-    return config.balance_weight * balance + config.decorrelation_weight * decorrelation
+    """Keep each bit's mean near 0.5, so that no bit is wasted being constant."""
+    return config.balance_weight * ((units.mean(dim=0) - 0.5) ** 2).sum()
 
 
 @torch.no_grad()
@@ -298,3 +273,19 @@ def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Ten
         torch.from_numpy(rows.data),
         rows.shape,
     ).to(device)
+
+
+def encode_units(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
+    """One model's code units for weighted bag-of-words rows ``(n, V)``: ``(n, b)`` float32."""
+    parts = [
+        model.encode(sparse(inputs[start : start + ENCODE_BLOCK])).numpy()
+        for start in range(0, inputs.shape[0], ENCODE_BLOCK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.n_bits), np.float32)
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; any other name as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

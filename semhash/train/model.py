@@ -4,7 +4,7 @@ Encoder: bag of words -> hidden -> hidden -> ``n_bits`` sigmoid code units.
 While training, Gaussian noise is added to the code units' pre-activations,
 *before* the sigmoid: to carry information through the noise the encoder must
 push pre-activations far from zero, so the sigmoid saturates and codes become
-binary.  Decoder: code -> (hidden -> hidden ->) softmax over the vocabulary,
+binary.  Decoder: code -> softmax over the vocabulary,
 trained with a multinomial (word-count) reconstruction loss.
 """
 
@@ -58,8 +58,8 @@ class BagOfWordsLinear(nn.Module):
         return torch.addmm(self.bias, x, self.weight)
 
     def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
-        weight = self.weight if keep_vars else self.weight.detach()
-        destination[prefix + "weight"] = weight.t()
+        weight = self.weight.t() if keep_vars else self.weight.detach().t().contiguous()
+        destination[prefix + "weight"] = weight
         destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
 
     def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
@@ -73,17 +73,16 @@ class BagOfWordsLinear(nn.Module):
 class ModelConfig:
     """Shape of the autoencoder.
 
-    ``deep_decoder=False`` uses one linear layer b -> V (it measured better: a
-    deep decoder can decode sloppy codes, so the codes stay sloppy).
-    ``code_scale`` > 0 batch-normalises the code pre-activations and starts their
-    scale there, so from the first step the signal is as large as the noise it must
-    beat; the scale stays learnable.  ``0`` leaves the code layer plain.
+    The decoder is one linear layer b -> V: a deeper one could decode sloppy codes,
+    so the codes would stay sloppy.  ``code_scale`` > 0 batch-normalises the code
+    pre-activations and starts their scale there, so from the first step the signal
+    is as large as the noise it must beat; the scale stays learnable.  ``0`` leaves
+    the code layer plain.
     """
 
     vocab_size: int
     n_bits: int = 32
     hidden: int = 500
-    deep_decoder: bool = False
     dropout: float = 0.5
     code_scale: float = 8.0
 
@@ -117,13 +116,7 @@ class SemanticHashingAutoencoder(nn.Module):
             norm = nn.BatchNorm1d(b)
             nn.init.constant_(norm.weight, config.code_scale)
             self.encoder.append(norm)
-        self.decoder: nn.Module
-        if config.deep_decoder:
-            self.decoder = nn.Sequential(
-                nn.Linear(b, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, v)
-            )
-        else:
-            self.decoder = nn.Linear(b, v)
+        self.decoder = nn.Linear(b, v)
 
     def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Code units ``(n, b)`` and log word probabilities ``(n, V)``.
