@@ -30,7 +30,7 @@ from semhash import SemanticIndex
 from semhash.index import HammingBuckets, LinearScan
 from semhash.index.base import Hits
 from semhash.index.planner import bucket_seconds, mih_seconds, scan_seconds
-from semhash.index.popcount import KERNEL, top_k
+from semhash.index.popcount import available_kernels, kernel, top_k, use_kernel
 from semhash.index.two_stage import TwoStage
 
 K = 100
@@ -111,10 +111,21 @@ def bench(name: str, codes: np.ndarray, queries: np.ndarray, n_bits: int, single
     plan = buckets.plan(len(queries), K)
     _, faiss_search = faiss_index(codes, n_bits)
     two_stage = TwoStage(n_bits, codes)
+    default = kernel()
+
+    def scan_on(name: str) -> Callable[[np.ndarray], Hits]:
+        def search(q: np.ndarray) -> Hits:
+            use_kernel(name)
+            try:
+                return Hits(*top_k(q, codes, K, n_bits))
+            finally:
+                use_kernel(default)
+
+        return search
+
     engines: dict[str, Callable[[np.ndarray], Hits]] = {
         "faiss IndexBinaryFlat": faiss_search,
-        f"scan ({KERNEL})": lambda q: buckets.search(q, K, engine="scan"),
-        "scan (numba)": lambda q: Hits(*top_k(q, codes, K, n_bits, kernel="numba")),
+        **{f"scan ({name})": scan_on(name) for name in available_kernels()},
         "buckets": lambda q: buckets.search(q, K, engine="buckets"),
         "mih": lambda q: buckets.search(q, K, engine="mih"),
         f"auto -> {plan.engine}": lambda q: buckets.search(q, K),
@@ -200,6 +211,13 @@ def markdown(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000,10000000")
@@ -209,6 +227,7 @@ def main() -> None:
     parser.add_argument("--index", action="append", default=[], help="a built index's real codes")
     parser.add_argument("--out", type=Path, help="also write the tables (markdown) and JSON here")
     args = parser.parse_args()
+    print(f"CPU: {cpu_name()}; kernels: {', '.join(available_kernels())} (default {kernel()})")
     faiss.omp_set_num_threads(2)
     rng = np.random.default_rng(0)
     rows = []

@@ -39,19 +39,20 @@ def cpu_name() -> str:
 
 def run_index(corpus: str, out: Path, bits: int, code: Path = ROOT, busy: bool = False) -> dict:
     """`semhash index` in a child process: its wall time, peak RSS and exit status."""
-    command = [sys.executable, "-m", "semhash", "-q", "index", corpus, "-o", str(out)]
+    command = [sys.executable, "-m", "semhash", "-v", "index", corpus, "-o", str(out)]
     command += ["--bits", str(bits), "--force"]
-    env = {**os.environ, "PYTHONPATH": str(code)}
+    env = {**os.environ, "PYTHONPATH": str(code), "TQDM_DISABLE": "1"}
+    log = out.with_name(out.name + ".log")
     hog = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if busy else None
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=code, env=env, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    with open(log, "w") as stderr:
+        child = subprocess.Popen(command, cwd=code, env=env, stdout=stderr, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     if hog:
         hog.kill()
-    error = child.stderr.read().decode()[-400:] if child.stderr else ""
     if status:
-        raise SystemExit(f"semhash index {corpus} failed: {error}")
+        raise SystemExit(f"semhash index {corpus} failed:\n{log.read_text()[-600:]}")
     return {"seconds": seconds, "peak_rss_gb": usage.ru_maxrss / 2**20}
 
 
@@ -209,7 +210,7 @@ def main() -> None:
     parser.add_argument("--report", default="bench_train.json")
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         folder = Path(tmp)
         old = baseline_tree(args.baseline, folder) if args.baseline else None
         try:

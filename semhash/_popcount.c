@@ -1,7 +1,9 @@
 /* Exact Hamming top-k: XOR + popcount over cached blocks, top-k by counting distances.
  *
  * The same algorithm as semhash/index/popcount.py (its docstring explains it), in C
- * so that CPUs with AVX-512 VPOPCNTDQ test 8 codes per instruction.  One call answers
+ * with kernels for each x86-64 CPU: AVX-512 VPOPCNTDQ tests 8 codes an instruction,
+ * AVX2 4 (popcount by nibble lookup), POPCNT and portable C one.  The fastest the CPU
+ * runs is chosen at import; use() switches, so every path can be tested on one machine.  One call answers
  * a range of queries over a range of codes and releases the GIL; Python runs one call
  * per core.  Codes are 1 or 2 little-endian uint64 words; queries come padded to a
  * multiple of GROUP unless there is only one.
@@ -53,7 +55,8 @@ static int64_t compact(Selection *s, const Work *w) {
 }
 
 /* Buffer one code; keep the bound one below the k-th smallest buffered distance. */
-static inline void offer(Selection *s, const Work *w, int64_t position, int64_t d) {
+static inline __attribute__((always_inline)) void offer(Selection *s, const Work *w,
+                                                      int64_t position, int64_t d) {
     if (d > s->bound) return;
     s->pos[s->fill] = position;
     s->dist[s->fill] = (int32_t)d;
@@ -72,26 +75,96 @@ static inline void offer(Selection *s, const Work *w, int64_t position, int64_t 
     }
 }
 
-static inline int64_t distance(const uint64_t *q, const uint64_t *c, int words) {
+static inline __attribute__((always_inline)) int64_t distance(const uint64_t *q,
+                                                             const uint64_t *c, int words) {
     int64_t d = __builtin_popcountll(q[0] ^ c[0]);
     if (words == 2) d += __builtin_popcountll(q[1] ^ c[1]);
     return d;
 }
 
-/* ---- portable kernel ---------------------------------------------------------------- */
+/* ---- scalar kernels: portable C, and the same compiled for the POPCNT instruction ---- */
 
-static void scan_chunk_portable(const uint64_t *queries, int g, const uint64_t *codes,
-                                int words, int64_t c0, int64_t c1, int64_t offset,
-                                Selection *sel, const Work *w) {
+#define SCALAR_SCAN(name)                                                                   \
+    static void name(const uint64_t *queries, int g, const uint64_t *codes, int words,      \
+                     int64_t c0, int64_t c1, int64_t offset, Selection *sel,                \
+                     const Work *w) {                                                       \
+        for (int i = 0; i < g; i++) {                                                       \
+            const uint64_t *q = queries + (int64_t)i * words;                               \
+            int64_t within = 0, bound = sel[i].bound;                                       \
+            for (int64_t j = c0; j < c1; j++)                                               \
+                within += distance(q, codes + j * words, words) <= bound;                   \
+            if (!within) continue;                                                          \
+            for (int64_t j = c0; j < c1; j++)                                               \
+                offer(&sel[i], w, offset + j, distance(q, codes + j * words, words));       \
+        }                                                                                   \
+    }
+
+SCALAR_SCAN(scan_chunk_portable)
+
+#ifdef HAVE_X86
+/* Without -mpopcnt, __builtin_popcountll is a table routine; with the target attribute
+ * (and the helpers inlined into it) it is one instruction. */
+__attribute__((target("popcnt"))) SCALAR_SCAN(scan_chunk_popcnt)
+
+/* ---- AVX2 kernel: 4 codes per vector, popcount by nibble lookup ---------------------- */
+
+__attribute__((target("avx2"))) static inline __m256i popcount4(__m256i x) {
+    const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                           0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(x, nibble));
+    __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble));
+    return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256()); /* per uint64 */
+}
+
+/* Distances of 4 codes from j (in some order): one word each, or two (low and high). */
+__attribute__((target("avx2"))) static inline __m256i distances4(__m256i q0, __m256i q1,
+                                                                   const uint64_t *codes,
+                                                                   int64_t j, int words) {
+    if (words == 1)
+        return popcount4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(codes + j)), q0));
+    __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 2 * j));
+    __m256i b = _mm256_loadu_si256((const __m256i *)(codes + 2 * j + 4));
+    __m256i lo = _mm256_unpacklo_epi64(a, b), hi = _mm256_unpackhi_epi64(a, b);
+    return _mm256_add_epi64(popcount4(_mm256_xor_si256(lo, q0)),
+                            popcount4(_mm256_xor_si256(hi, q1)));
+}
+
+__attribute__((target("avx2,popcnt")))
+static void scan_chunk_avx2(const uint64_t *queries, int g, const uint64_t *codes, int words,
+                            int64_t c0, int64_t c1, int64_t offset, Selection *sel,
+                            const Work *w) {
+    if (c1 - c0 != CHUNK) { /* a block's ragged end */
+        scan_chunk_popcnt(queries, g, codes, words, c0, c1, offset, sel, w);
+        return;
+    }
+    __m256i q0[GROUP], q1[GROUP], limit[GROUP], any[GROUP];
     for (int i = 0; i < g; i++) {
+        q0[i] = _mm256_set1_epi64x((long long)queries[(int64_t)i * words]);
+        q1[i] = _mm256_set1_epi64x(words == 2 ? (long long)queries[(int64_t)i * words + 1] : 0);
+        limit[i] = _mm256_set1_epi64x(sel[i].bound + 1); /* within: limit > distance */
+        any[i] = _mm256_setzero_si256();
+    }
+    for (int64_t j = c0; j < c1; j += 4) {
+        if (words == 1) {
+            __m256i c = _mm256_loadu_si256((const __m256i *)(codes + j));
+            for (int i = 0; i < g; i++)
+                any[i] = _mm256_or_si256(
+                    any[i], _mm256_cmpgt_epi64(limit[i], popcount4(_mm256_xor_si256(c, q0[i]))));
+        } else {
+            for (int i = 0; i < g; i++)
+                any[i] = _mm256_or_si256(
+                    any[i], _mm256_cmpgt_epi64(limit[i], distances4(q0[i], q1[i], codes, j, 2)));
+        }
+    }
+    for (int i = 0; i < g; i++) {
+        if (_mm256_testz_si256(any[i], any[i])) continue;
         const uint64_t *q = queries + (int64_t)i * words;
-        int64_t within = 0, bound = sel[i].bound;
-        for (int64_t j = c0; j < c1; j++) within += distance(q, codes + j * words, words) <= bound;
-        if (!within) continue;
         for (int64_t j = c0; j < c1; j++)
             offer(&sel[i], w, offset + j, distance(q, codes + j * words, words));
     }
 }
+#endif
 
 /* ---- AVX-512 kernel: 8 codes per vector --------------------------------------------- */
 
@@ -187,9 +260,22 @@ static void scan_chunk_avx512_narrow(const uint64_t *queries, int g, const uint6
 
 typedef void (*ScanChunk)(const uint64_t *, int, const uint64_t *, int, int64_t, int64_t,
                           int64_t, Selection *, const Work *);
-static ScanChunk scan_chunk = scan_chunk_portable;
-static ScanChunk scan_chunk_narrow = scan_chunk_portable; /* codes of <= 32 bits */
-static const char *kernel_name = "portable";
+typedef struct {
+    const char *name;
+    ScanChunk wide, narrow; /* narrow: codes of <= 32 bits */
+    int supported;
+} Kernel;
+
+static Kernel kernels[] = {
+#ifdef HAVE_X86
+    {"avx512", scan_chunk_avx512, scan_chunk_avx512_narrow, 0},
+    {"avx2", scan_chunk_avx2, scan_chunk_avx2, 0},
+    {"popcnt", scan_chunk_popcnt, scan_chunk_popcnt, 0},
+#endif
+    {"portable", scan_chunk_portable, scan_chunk_portable, 1},
+};
+#define N_KERNELS ((int)(sizeof(kernels) / sizeof(kernels[0])))
+static const Kernel *kernel = &kernels[N_KERNELS - 1];
 
 /* top_k(queries, codes, words, n_bits, k, bound, offset, out_positions, out_distances, out_fills)
  *
@@ -231,7 +317,7 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
                                  bound0 < n_bits ? bound0 : n_bits, 0};
         }
         int g = nq == 1 ? 1 : GROUP;
-        ScanChunk scan = words == 1 && n_bits <= 32 ? scan_chunk_narrow : scan_chunk;
+        ScanChunk scan = words == 1 && n_bits <= 32 ? kernel->narrow : kernel->wide;
         for (int64_t a = 0; a < n; a += BLOCK) {
             int64_t b = a + BLOCK < n ? a + BLOCK : n;
             for (int64_t q = 0; q < nq; q += g)
@@ -259,8 +345,42 @@ done:
     return result;
 }
 
+/* use(name): run the named kernel from now on; ValueError if this CPU lacks it. */
+static PyObject *use(PyObject *self, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    for (int i = 0; i < N_KERNELS; i++) {
+        if (strcmp(kernels[i].name, name) == 0 && kernels[i].supported) {
+            kernel = &kernels[i];
+            Py_RETURN_NONE;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "kernel %s is not available on this CPU", name);
+    return NULL;
+}
+
+/* available(): the kernels this CPU runs, fastest first. */
+static PyObject *available(PyObject *self, PyObject *args) {
+    PyObject *names = PyList_New(0);
+    for (int i = 0; names && i < N_KERNELS; i++) {
+        if (!kernels[i].supported) continue;
+        PyObject *name = PyUnicode_FromString(kernels[i].name);
+        if (!name || PyList_Append(names, name) < 0) Py_CLEAR(names);
+        Py_XDECREF(name);
+    }
+    return names;
+}
+
+/* current(): the kernel in use. */
+static PyObject *current(PyObject *self, PyObject *args) {
+    return PyUnicode_FromString(kernel->name);
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "Exact Hamming top-k of a range of queries over a range of codes."},
+    {"use", use, METH_VARARGS, "Run the named kernel from now on."},
+    {"available", available, METH_NOARGS, "The kernels this CPU runs, fastest first."},
+    {"current", current, METH_NOARGS, "The kernel in use."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -269,16 +389,15 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_popcount", NULL, -1
 PyMODINIT_FUNC PyInit__popcount(void) {
 #ifdef HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) {
-        scan_chunk = scan_chunk_avx512;
-        scan_chunk_narrow = scan_chunk_avx512_narrow;
-        kernel_name = "avx512-vpopcntdq";
-    }
+    kernels[0].supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+    kernels[1].supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    kernels[2].supported = __builtin_cpu_supports("popcnt");
 #endif
-    PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddStringConstant(m, "KERNEL", kernel_name) < 0) {
-        Py_DECREF(m);
-        return NULL;
+    for (int i = 0; i < N_KERNELS; i++) {
+        if (kernels[i].supported) {
+            kernel = &kernels[i];
+            break;
+        }
     }
-    return m;
+    return PyModule_Create(&module);
 }

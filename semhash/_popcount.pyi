@@ -2,8 +2,6 @@
 
 import numpy as np
 
-KERNEL: str  # "avx512-vpopcntdq" or "portable"
-
 def top_k(
     queries: np.ndarray,
     codes: np.ndarray,
@@ -16,3 +14,6 @@ def top_k(
     out_distances: np.ndarray,
     out_fills: np.ndarray,
 ) -> None: ...
+def use(name: str) -> None: ...
+def available() -> list[str]: ...
+def current() -> str: ...

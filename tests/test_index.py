@@ -1,5 +1,10 @@
 """Every Hamming backend against brute force; faiss dense search against numpy."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,6 +12,8 @@ from semhash.codes import hamming, pack
 from semhash.index import DenseIndex, HammingBuckets, LinearScan, popcount
 from semhash.index.base import Hits
 from semhash.index.planner import ENGINES
+
+DATA = Path(__file__).parent / "data"
 
 BITS = [8, 16, 24, 32, 64, 128]
 
@@ -109,15 +116,41 @@ def test_dense_index_matches_numpy_cosine() -> None:
     assert np.allclose(hits.distances, np.sort(sims, axis=1)[:, ::-1][:, :10], atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel", ["c", "numba"])
+@pytest.mark.parametrize("kernel", popcount.KERNELS)
 @pytest.mark.parametrize("n_bits", BITS)
-def test_both_scan_kernels_equal_brute_force(kernel, n_bits) -> None:
-    if kernel == "c" and popcount.KERNEL != "c":
-        pytest.skip("the C kernel was not built here (no C compiler at install time)")
+def test_every_scan_kernel_equals_brute_force(kernel, n_bits) -> None:
+    if kernel not in popcount.available_kernels():
+        pytest.skip(f"this CPU or build has no {kernel} kernel: {popcount.available_kernels()}")
+    before = popcount.kernel()
     db = clustered_codes(9000, n_bits, seed=8)  # more than two blocks: cores split the codes
     queries = np.concatenate([random_codes(37, n_bits, seed=9), db[:3]])
-    for batch in (queries, queries[:1], queries[:5]):
-        for k, radius in ((1, None), (100, None), (250, 3)):
-            positions, distances = popcount.top_k(batch, db, k, n_bits, radius, kernel)
-            found = as_lists(Hits(positions, distances))
-            assert found == brute_force(db, batch, k, radius), (len(batch), k, radius)
+    popcount.use_kernel(kernel)
+    try:
+        for batch in (queries, queries[:1], queries[:5]):
+            for k, radius in ((1, None), (100, None), (250, 3)):
+                positions, distances = popcount.top_k(batch, db, k, n_bits, radius)
+                found = as_lists(Hits(positions, distances))
+                assert found == brute_force(db, batch, k, radius), (len(batch), k, radius)
+    finally:
+        popcount.use_kernel(before)
+
+
+def test_an_unknown_kernel_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="kernel 'avx9' is not available here; this machine runs"):
+        popcount.use_kernel("avx9")
+
+
+def test_semhash_kernel_forces_a_path_and_names_the_choices_when_it_cannot(tmp_path) -> None:
+    script = "from semhash.index.popcount import kernel; print(kernel())"
+    for name in popcount.available_kernels():
+        env = {**os.environ, "SEMHASH_KERNEL": name}
+        run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+        assert run.stdout.decode().strip() == name, run.stderr.decode()
+    env = {**os.environ, "SEMHASH_KERNEL": "avx9"}
+    info = [sys.executable, "-m", "semhash", "info", str(DATA / "index-v2")]
+    run = subprocess.run(info, env=env, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        f"Error: SEMHASH_KERNEL: kernel 'avx9' is not available here; this machine runs "
+        f"{', '.join(popcount.available_kernels())} (of {', '.join(popcount.KERNELS)})"
+    ]

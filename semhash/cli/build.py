@@ -67,7 +67,7 @@ def index(
     collection: str | None,
     as_json: bool,
 ) -> None:
-    r"""Train a hasher on CORPUS and index its documents.
+    """Train a hasher on CORPUS and index its documents.
 
     CORPUS is a bundled corpus name, a .jsonl(.gz) file or a folder of .txt files.
 

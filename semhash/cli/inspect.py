@@ -12,6 +12,7 @@ from semhash.cli.app import (
     user_errors,
 )
 from semhash.engine import SemanticIndex
+from semhash.index.popcount import available_kernels, kernel
 from semhash.store.versions import read_version
 
 
@@ -22,12 +23,15 @@ from semhash.store.versions import read_version
 def info(index_dir: Path, as_json: bool) -> None:
     """Describe an index: format, bits, vocabulary, documents, buckets, configuration.
 
+    Also the popcount kernel this machine's scans run on (SEMHASH_KERNEL to force one).
+
     Example: semhash info index/
     """
     manifest = read_version(index_dir).manifest
     stats = manifest.get("stats") or SemanticIndex.load(index_dir).stats()  # format 1 had none
     keys = ("format_version", "version", "created", "updated", "n_bits", "vocab_size")
     shown = {key: manifest.get(key) for key in keys}
+    shown["search kernel"] = f"{kernel()} (of {', '.join(available_kernels())})"
     if as_json:
         click.echo(json.dumps({**shown, **stats, "config": manifest["config"]}, indent=2))
         return

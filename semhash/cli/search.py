@@ -79,7 +79,7 @@ def query(
     filter_: str | None,
     label: str | None,
 ) -> None:
-    r"""Search INDEX_DIR for documents like TEXT, like an indexed document, or a file of queries.
+    """Search INDEX_DIR for documents like TEXT, like an indexed document, or a file of queries.
 
     \b
     Examples:

@@ -4,7 +4,7 @@ All three return the same hits; they differ in cost.  A scan costs the same for
 every query; probing and multi-index hashing cost what they look at, which
 depends on how close the k-th neighbour is.  The planner estimates that from a
 sample of the index's own pairwise distances and picks the cheapest engine
-using per-operation costs measured by ``scripts/bench_search.py`` (2 cores).
+using per-operation costs measured on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import numpy as np
 
 from semhash.codes import hamming, n_probes
 from semhash.index.mih import MAX_SUBSTRING_BITS, substring_spans, substrings
-from semhash.index.popcount import KERNEL
+from semhash.index.popcount import kernel
 
 ENGINES = ("auto", "scan", "buckets", "mih")
 
-# Seconds per operation and query, fitted to scripts/bench_search.py's timings (2 cores).
+# Seconds per operation and query, fitted to the search benchmark's timings (2 cores).
 SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 queries
-    "c": {1: 0.065e-9, 2: 0.095e-9},
+    "avx512": {1: 0.065e-9, 2: 0.095e-9},
+    "avx2": {1: 0.15e-9, 2: 0.25e-9},
+    "popcnt": {1: 0.3e-9, 2: 0.45e-9},
+    "portable": {1: 0.9e-9, 2: 1.4e-9},
     "numba": {1: 0.15e-9, 2: 0.25e-9},
 }
 SCAN_PER_CODE_FEW = {1: 0.45e-9, 2: 0.62e-9}  # fewer queries: memory-bound, either kernel
@@ -97,7 +100,7 @@ def choose(profile: Profile, n_queries: int, k: int, radius: int | None) -> Plan
 
 def scan_seconds(profile: Profile, n_queries: int) -> float:
     words = (profile.n_bits + 63) // 64
-    per_code = SCAN_PER_CODE[KERNEL] if n_queries >= FEW else SCAN_PER_CODE_FEW
+    per_code = SCAN_PER_CODE[kernel()] if n_queries >= FEW else SCAN_PER_CODE_FEW
     return profile.n * per_code[words]
 
 

@@ -1,8 +1,7 @@
 """The exact Hamming top-k scan: XOR, popcount, count-based selection.
 
 Two implementations of one algorithm: C (``semhash/_popcount.c``, AVX-512
-VPOPCNTDQ where the CPU has it: about twice the numba speed here, see
-``scripts/bench_search.py``) when a compiler was there at install time, else
+VPOPCNTDQ where the CPU has it) when a compiler was there at install time, else
 numba.  A code of b <= 128 bits is one or two uint64 words.  The database is
 read in blocks that stay in cache while groups of 8 queries pass over them; each
 core takes its own share of the queries (or, for a few queries, of the
@@ -30,12 +29,47 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-try:  # the C kernel (semhash/_popcount.c), built at install time where a compiler exists
+try:  # the C kernels (semhash/_popcount.c), built at install time where a compiler exists
     import semhash._popcount as _native
 
-    KERNEL = "c"
+    _NATIVE: list[str] = _native.available()
 except ImportError:  # no C compiler at install time: the numba kernel does it all
-    KERNEL = "numba"
+    _NATIVE = []
+KERNELS = ("avx512", "avx2", "popcnt", "portable", "numba")
+_numba = not _NATIVE  # whether the numba kernel runs instead of the C one
+_forced_error = ""  # why SEMHASH_KERNEL could not be honoured
+
+
+def available_kernels() -> list[str]:
+    """The kernels this machine runs, fastest first: the C ones its CPU has, then numba."""
+    return [*_NATIVE, "numba"]
+
+
+def kernel() -> str:
+    """The kernel scans run on now (``SEMHASH_KERNEL`` or :func:`use_kernel` to choose)."""
+    if _forced_error:
+        raise ValueError(_forced_error)
+    return "numba" if _numba else _native.current()
+
+
+def use_kernel(name: str) -> None:
+    """Run scans on kernel ``name`` (one of :data:`KERNELS`) from now on, in this process."""
+    global _numba, _forced_error
+    if name not in available_kernels():
+        raise ValueError(
+            f"kernel {name!r} is not available here; this machine runs "
+            f"{', '.join(available_kernels())} (of {', '.join(KERNELS)})"
+        )
+    if name != "numba":
+        _native.use(name)
+    _numba, _forced_error = name == "numba", ""
+
+
+if os.environ.get("SEMHASH_KERNEL"):
+    try:
+        use_kernel(os.environ["SEMHASH_KERNEL"])
+    except ValueError as err:
+        _forced_error = f"SEMHASH_KERNEL: {err}"
 
 _SPLIT_WORK = 1_000_000  # code-query pairs worth waking other cores for (~100 µs to wake them)
 GROUP = 8  # queries sharing each pass over a chunk of codes
@@ -282,13 +316,12 @@ def top_k(
     k: int,
     n_bits: int,
     radius: int | None = None,
-    kernel: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` by Hamming distance, ties by position: ``(nq, k)`` positions, distances.
 
     ``queries`` ``(nq, w)`` and ``codes`` ``(n, w)`` are uint64 with w = 1 or 2.
     Padding is -1 where fewer than ``k`` codes lie within ``radius`` (or exist).
-    ``kernel``: "c" or "numba"; the C one when it was built, by default.
+    Runs on :func:`kernel`.
     """
     nq = len(queries)
     if nq == 0 or len(codes) == 0:
@@ -303,7 +336,7 @@ def top_k(
     n_groups = len(padded) // GROUP
     split_queries = n_groups >= 2 * threads
     parts = threads if split_queries else max(1, min(threads, len(codes) // BLOCK))
-    if (kernel or KERNEL) == "numba":
+    if kernel() == "numba":
         split = _top_k_queries_split if split_queries else _top_k_codes_split
         positions, distances, fills = split(padded, codes, k, n_bits, bound, parts)
     elif split_queries:

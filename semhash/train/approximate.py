@@ -24,22 +24,23 @@ def approximate_neighbours(
     tfidf: sp.csr_matrix,
     k: int,
     dims: int = 512,
-    candidate_factor: int = 4,
-    ef_search: int = 256,
+    pool: int = 400,
+    ef_search: int = 400,
     seed: int = 0,
     progress: bool = False,
 ) -> np.ndarray:
     """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``, found approximately.
 
-    Returns ``(n, k)`` int64 neighbour positions, nearest first.
+    Each row's ``max(k, pool)`` nearest in the ``dims``-dimension projection (an HNSW
+    search ``ef_search`` wide) are ranked by their exact cosine.  Returns ``(n, k)``
+    int64 neighbour positions, nearest first.
     """
     n = tfidf.shape[0]
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
     projected = project(tfidf, dims, seed)
-    n_candidates = min(n - 1, candidate_factor * k)
-    candidates = _search(projected, n_candidates + 1, ef_search, progress)
+    candidates = _search(projected, min(n - 1, max(k, pool)) + 1, ef_search, progress)
     return rank_exactly(tfidf, candidates, k, progress)
 
 
