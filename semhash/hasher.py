@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from semhash import codes as codes_
+from semhash.codes import binarize, check_n_bits, pack
 from semhash.text import Vectorizer, VectorizerConfig
 from semhash.threads import use_free_cores
 from semhash.train.loop import History, encode_units, recalibrate_norms, resolve_device
@@ -45,7 +45,7 @@ class HasherConfig:
     recipe: Recipe = field(default_factory=Recipe)
 
     def __post_init__(self) -> None:
-        codes_.check_n_bits(self.n_bits)
+        check_n_bits(self.n_bits)
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.train_sample < 0:
@@ -185,7 +185,7 @@ class SemanticHasher:
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Packed binary codes: ``(n, words)`` uint64."""
-        return codes_.pack(codes_.binarize(self.activations(texts, progress)))
+        return pack(binarize(self.activations(texts, progress)))
 
     def weights(self) -> dict[str, np.ndarray]:
         """The models' parameters as numpy arrays (for safetensors); block i's as ``blocks.i.*``."""

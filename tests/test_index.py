@@ -154,3 +154,22 @@ def test_semhash_kernel_forces_a_path_and_names_the_choices_when_it_cannot(tmp_p
         f"Error: SEMHASH_KERNEL: kernel 'avx9' is not available here; this machine runs "
         f"{', '.join(popcount.available_kernels())} (of {', '.join(popcount.KERNELS)})"
     ]
+
+
+def test_the_planner_picks_the_engine_the_codes_call_for_and_it_answers() -> None:
+    spread = HammingBuckets(32)
+    spread.add(random_codes(100_000, 32, seed=3))  # the 100th neighbour lies far away
+    rng = np.random.default_rng(4)
+    centres = rng.random((50_000, 32)) < 0.5  # a million codes, twenty near each centre
+    tight_codes = pack(
+        centres[rng.integers(0, 50_000, 1_000_000)] ^ (rng.random((1_000_000, 32)) < 0.01)
+    )
+    tight = HammingBuckets(32)
+    tight.add(tight_codes)  # the 10th neighbour a bit or two away: probing beats a scan
+    queries = random_codes(64, 32, seed=5)
+    assert spread.plan(len(queries), 100).engine == "scan"
+    near = tight_codes[:64]
+    assert tight.plan(len(near), 10).engine in ("buckets", "mih")
+    for index, batch, k in ((spread, queries, 100), (tight, near, 10)):
+        expected = brute_force(index.codes, batch, k)
+        assert as_lists(index.search(batch, k)) == expected
