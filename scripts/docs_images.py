@@ -4,7 +4,7 @@ Serves INDEX on a loopback port, searches it in Debian's Chromium (through
 Playwright), screenshots the results and a "more like this" page, then writes the
 HTML evaluation report of INDEX and copies two of its plots.
 
-    python scripts/docs_images.py runs/20ng-64 --out scripts/results
+    python scripts/docs_images.py runs/20ng-64 --out benchmarks/images
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ QUERY = "nasa space shuttle launch orbit"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("index", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("scripts/results"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/images"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     index = SemanticIndex.load(args.index)

@@ -23,9 +23,9 @@ ENGINES = ("auto", "scan", "buckets", "mih")
 # Seconds per operation and query, fitted to the search benchmark's timings (2 cores).
 SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 queries
     "avx512": {1: 0.065e-9, 2: 0.095e-9},
-    "avx2": {1: 0.15e-9, 2: 0.25e-9},
-    "popcnt": {1: 0.3e-9, 2: 0.45e-9},
-    "portable": {1: 0.9e-9, 2: 1.4e-9},
+    "avx2": {1: 0.27e-9, 2: 0.31e-9},
+    "popcnt": {1: 0.67e-9, 2: 0.56e-9},
+    "portable": {1: 2.2e-9, 2: 2.2e-9},
     "numba": {1: 0.15e-9, 2: 0.25e-9},
 }
 SCAN_PER_CODE_FEW = {1: 0.45e-9, 2: 0.62e-9}  # fewer queries: memory-bound, either kernel
