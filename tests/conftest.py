@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -71,3 +72,17 @@ def write_jsonl(path: Path, corpus: Corpus) -> Path:
             )
             handle.write("\n")
     return path
+
+
+TRAINING_FIXTURES = {"trained_index", "saved_index", "cli_index", "copy"}
+TRAINING_CALLS = ("SemanticIndex.build(", ".fit(", "evaluate_corpus(", '"index",', '"eval",')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that trains a model ``slow``: by its fixtures or its training calls."""
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function else ""
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & TRAINING_FIXTURES or any(call in source for call in TRAINING_CALLS):
+            item.add_marker(pytest.mark.slow)
