@@ -19,13 +19,18 @@ from tqdm.auto import tqdm
 from semhash.codes import binarize, check_n_bits, pack
 from semhash.text import Vectorizer, VectorizerConfig
 from semhash.threads import use_free_cores
-from semhash.train.loop import History, encode_units, recalibrate_norms, resolve_device
+from semhash.train.loop import (
+    ENCODE_BLOCK,
+    History,
+    encode_units,
+    recalibrate_norms,
+    resolve_device,
+)
 from semhash.train.model import SemanticHashingAutoencoder
 from semhash.train.recipe import Recipe, migrate
 from semhash.train.rounds import Plan, train_blocks
 
 logger = logging.getLogger(__name__)
-_ENCODE_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -164,11 +169,11 @@ class SemanticHasher:
         """Real-valued code units in (0, 1): ``(n, b)`` float32."""
         out = np.empty((len(texts), self.n_bits), dtype=np.float32)
         n_empty = 0
-        starts = range(0, len(texts), _ENCODE_BLOCK)
+        starts = range(0, len(texts), ENCODE_BLOCK)
         for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
-            counts = self.vectorizer.counts(texts[start : start + _ENCODE_BLOCK])
+            counts = self.vectorizer.counts(texts[start : start + ENCODE_BLOCK])
             n_empty += int(np.sum(counts.getnnz(axis=1) == 0))
-            out[start : start + _ENCODE_BLOCK] = self.activations_from_counts(counts)
+            out[start : start + ENCODE_BLOCK] = self.activations_from_counts(counts)
         if n_empty:
             logger.warning(
                 "%d documents have no word of the vocabulary: they share one code", n_empty

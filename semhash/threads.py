@@ -44,7 +44,7 @@ def use_free_cores() -> int:
 
 
 def free_cores(seconds: float = 0.2) -> int:
-    """How many of this process's cores were idle over ``seconds`` (1 where unknown)."""
+    """How many of this process's cores were idle over ``seconds`` (all, without /proc/stat)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
     try:
