@@ -32,6 +32,7 @@ from semhash.index.base import Hits
 from semhash.index.planner import bucket_seconds, mih_seconds, scan_seconds
 from semhash.index.popcount import available_kernels, kernel, top_k, use_kernel
 from semhash.index.two_stage import TwoStage
+from semhash.threads import cpu_name
 
 K = 100
 SKIP_FACTOR = 30
@@ -209,13 +210,6 @@ def markdown(header: list[str], rows: list[list]) -> str:
         cells = [f"{c:,}" if isinstance(c, int) else str(c) for c in row]
         lines.append("| " + " | ".join(cells + [""] * (width - len(cells))) + " |")
     return "\n".join(lines)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main() -> None:

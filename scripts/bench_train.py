@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from semhash.threads import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 ALL_ROWS = ["20ng-32", "20ng-64", "20ng-128", "small", "busy", "encode", "blogs"]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def run_index(corpus: str, out: Path, bits: int, code: Path = ROOT, busy: bool = False) -> dict:

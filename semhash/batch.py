@@ -14,12 +14,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from semhash.engine import Result, SemanticIndex
+from semhash.options import SearchOptions
 
 logger = logging.getLogger(__name__)
 FORMATS = ("jsonl", "trec")
@@ -74,9 +75,8 @@ def _json_query(path: Path, n: int, line: str) -> Query:
 def search_all(
     index: SemanticIndex,
     queries: Sequence[Query],
-    k: int,
+    options: SearchOptions | None = None,
     progress: bool = False,
-    **options: Any,
 ) -> Iterator[tuple[Query, list[Result]]]:
     """Each query with its results; a query with no known word gets none, with a warning."""
     counts = index.hasher.vectorizer.counts([q.text for q in queries])
@@ -87,7 +87,7 @@ def search_all(
     for start in tqdm(starts, desc="queries", unit="block", disable=not progress):
         chunk = range(start, min(start + CHUNK, len(queries)))
         searchable = [i for i in chunk if known[i]]
-        found = index.search_counts(counts[searchable], k, **options) if searchable else []
+        found = index.search_counts(counts[searchable], options) if searchable else []
         results = dict(zip(searchable, found, strict=True))
         for i in chunk:
             yield queries[i], results.get(i, [])

@@ -5,38 +5,36 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from semhash.codes import binarize, centred_unit_rows, n_words, pack, unpack
+from semhash.codes import binarize, n_words, pack, unpack
 from semhash.corpus import Corpus
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
 from semhash.index.buckets import HammingBuckets
 from semhash.index.dense import DenseIndex
 from semhash.index.milvus import MilvusCodes, MilvusError
-from semhash.index.planner import ENGINES
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
+from semhash.lexical import TermCounts
+from semhash.options import TWO_STAGE, QueryError, SearchOptions
+from semhash.rank import best_first, cosine_scores, fused_scores
 from semhash.store import layout, versions
 from semhash.store.documents import Documents
-from semhash.text import snippet, title
+from semhash.text import heading
 
-TWO_STAGE = "two-stage"
+__all__ = ["QueryError", "Result", "SearchOptions", "SemanticIndex", "TWO_STAGE"]
 
 logger = logging.getLogger(__name__)
 
 
-class QueryError(ValueError):
-    """A request cannot be served: unknown or duplicate id, no known words, bad k or radius."""
-
-
 @dataclass(frozen=True)
 class Result:
-    """One search hit: ``score`` is a Hamming distance, or a cosine when dense or re-ranked."""
+    """One search hit: ``score`` is a Hamming distance (rank=hamming), else higher is closer."""
 
     rank: int
     id: str
@@ -65,6 +63,7 @@ class SemanticIndex:
         activations: np.ndarray | None = None,
         docs: Documents | None = None,
         created: str | None = None,
+        terms: TermCounts | None = None,
     ) -> None:
         self.hasher = hasher
         self.buckets = buckets or HammingBuckets(hasher.n_bits)
@@ -72,6 +71,8 @@ class SemanticIndex:
         self.activations = empty if activations is None else activations  # (n, b) float32
         self.docs = docs or Documents.from_corpus(Corpus([], [], [], []))
         self.created = created
+        self._terms = terms  # word counts for BM25; rebuilt from the texts when missing
+        self.version: str | None = None  # the saved version this was loaded from
         self._dense: DenseIndex | None = None  # built from the activations on first use
         self._two_stage: TwoStage | None = None  # likewise, from the codes
         self.backend: dict[str, str] | None = None  # where else the codes live (Milvus)
@@ -165,15 +166,18 @@ class SemanticIndex:
         if not replace and np.any(old >= 0):
             first = corpus.ids[int(np.flatnonzero(old >= 0)[0])]
             raise QueryError(f"document id {first!r} is already in the index")
+        counts = self.hasher.vectorizer.counts(corpus.texts, progress=progress)
         if activations is None:
-            activations = self.hasher.activations(corpus.texts, progress=progress)
+            activations = self.hasher.activations_from_counts(counts, progress=progress)
         codes = pack(binarize(activations))
         if self.backend is not None:  # the server first: a failure there changes nothing here
             self.milvus.upsert(corpus.ids, codes, corpus.labels)
         self._delete(old[old >= 0])
+        terms = self.terms.append(TermCounts(counts))
         self.buckets.add(codes)
         self.activations = np.concatenate([self.activations, activations])
         self.docs.append(Documents.from_corpus(corpus))
+        self._terms = terms
         self._dense = self._two_stage = None
         return int(np.sum(old >= 0))
 
@@ -211,67 +215,55 @@ class SemanticIndex:
         keep[positions] = False
         self.buckets.remove(positions)
         self.activations = self.activations[keep]
+        self._terms = self.terms.keep(keep)
         self.docs.keep(keep)
         self._dense = self._two_stage = None
 
-    def search(
-        self,
-        texts: Sequence[str],
-        k: int = 10,
-        radius: int | None = None,
-        dense: bool = False,
-        rerank: int = 0,
-        engine: str = "auto",
-        filter: str | None = None,
-    ) -> list[list[Result]]:
-        """Nearest documents to each text.
+    @property
+    def terms(self) -> TermCounts:
+        """The indexed documents' word counts (an index saved without them counts its texts)."""
+        if self._terms is None or len(self._terms) != len(self):
+            texts = [r.text for r in self.docs.records()]
+            self._terms = TermCounts(self.hasher.vectorizer.counts(texts))
+        return self._terms
 
-        By Hamming distance (within ``radius`` when given); by cosine of the real-valued
-        codes when ``dense``; or, with ``rerank`` = N > 0, the N nearest by Hamming
-        distance re-ordered by cosine (scores are then cosines).  ``engine`` picks the
-        Hamming search: "auto" (the planner's choice), "scan", "buckets", "mih" (all
-        exact, identical results) or "two-stage" (approximate: the first 16 bits find
-        1,000 candidates, the full code ranks them).  With a Milvus backend, "auto"
-        searches the collection (ties then go by id), where ``filter`` (a Milvus boolean
-        expression over ``id`` and ``labels``) restricts the documents.
+    def search(
+        self, texts: Sequence[str], options: SearchOptions | None = None, **changes: Any
+    ) -> list[list[Result]]:
+        """Nearest documents to each text, ranked as ``options`` say (see :class:`SearchOptions`).
+
+        Options may also be given by name: ``index.search(["nasa"], k=5, rank="hamming")``.
         """
         counts = self.hasher.vectorizer.counts(texts)
-        return self.search_counts(counts, k, radius, dense, rerank, engine, filter)
+        return self.search_counts(counts, SearchOptions.of(options, **changes))
 
     def search_counts(
-        self,
-        counts: sp.csr_matrix,
-        k: int = 10,
-        radius: int | None = None,
-        dense: bool = False,
-        rerank: int = 0,
-        engine: str = "auto",
-        filter: str | None = None,
+        self, counts: sp.csr_matrix, options: SearchOptions | None = None, **changes: Any
     ) -> list[list[Result]]:
         """``search`` for queries already counted by ``hasher.vectorizer`` (each counted once)."""
-        for i, known in enumerate(np.asarray(counts.sum(axis=1)).ravel()):
+        options = SearchOptions.of(options, **changes)
+        for i, known in enumerate(np.diff(counts.indptr)):
             if known == 0:
                 raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
         activations = self.hasher.activations_from_counts(counts)
-        return self._search(activations, k, radius, dense, rerank, engine, filter)
+        starts, ends = counts.indptr[:-1], counts.indptr[1:]
+        words = [counts.indices[a:b] for a, b in zip(starts, ends, strict=True)]
+        return self._results(self._hits(activations, words, options))
 
     def similar(
-        self,
-        doc_id: str,
-        k: int = 10,
-        radius: int | None = None,
-        dense: bool = False,
-        rerank: int = 0,
-        engine: str = "auto",
-        filter: str | None = None,
+        self, doc_id: str, options: SearchOptions | None = None, **changes: Any
     ) -> list[Result]:
         """Documents most like the indexed document ``doc_id`` (itself excluded); see search."""
+        options = SearchOptions.of(options, **changes)
         position = self.position(doc_id)
-        query = self.activations[position : position + 1]
-        depth = rerank + 1 if rerank else 0  # one more candidate: the document itself
-        results = self._search(query, k + 1, radius, dense, depth, engine, filter)[0]
-        others = [r for r in results if r.id != doc_id][:k]
-        return [replace(r, rank=i + 1) for i, r in enumerate(others)]
+        query = np.asarray(self.activations[position : position + 1])
+        terms = self.terms
+        words = [terms.ids[terms.indptr[position] : terms.indptr[position + 1]]]
+        hits = self._hits(query, words, options.for_similar())
+        keep = hits.positions[0] != position
+        positions = hits.positions[0][keep][: options.k]
+        scores = hits.distances[0][keep][: options.k]
+        return self._results(Hits(positions[None, :], scores[None, :]))[0]
 
     def position(self, doc_id: str) -> int:
         position = self.docs.position(doc_id)
@@ -291,46 +283,36 @@ class SemanticIndex:
             "constant_bits": int(np.sum((ones == 0) | (ones == 1))) if len(self) else 0,
         }
 
-    def _search(
-        self,
-        activations: np.ndarray,
-        k: int,
-        radius: int | None,
-        dense: bool,
-        rerank: int,
-        engine: str,
-        filter: str | None = None,
-    ) -> list[list[Result]]:
-        if k < 1:
-            raise QueryError(f"k must be at least 1, got {k}")
-        if radius is not None and not 0 <= radius <= self.n_bits:
-            raise QueryError(f"radius must be between 0 and {self.n_bits}, got {radius}")
-        if rerank < 0:
-            raise QueryError(f"rerank must be non-negative, got {rerank}")
-        if dense and (radius is not None or rerank):
-            raise QueryError("dense search takes neither a radius nor a rerank depth")
-        if engine not in (*ENGINES, TWO_STAGE):
-            raise QueryError(f"engine must be one of {', '.join((*ENGINES, TWO_STAGE))}")
-        if engine == TWO_STAGE and (radius is not None or self.n_bits <= ADDRESS_BITS):
-            raise QueryError(f"two-stage search takes no radius and needs over {ADDRESS_BITS} bits")
-        on_server = self.backend is not None and engine == "auto" and not dense
-        if filter and not on_server:
-            raise QueryError("filters need the Milvus backend (and no --dense or --engine)")
-        if dense:
+    def _hits(
+        self, activations: np.ndarray, words: list[np.ndarray], options: SearchOptions
+    ) -> Hits:
+        """Each query's results as positions and scores, ranked as ``options`` say."""
+        if options.radius is not None and options.radius > self.n_bits:
+            raise QueryError(f"radius must be between 0 and {self.n_bits}, got {options.radius}")
+        if options.engine == TWO_STAGE and self.n_bits <= ADDRESS_BITS:
+            raise QueryError(f"two-stage search needs over {ADDRESS_BITS} bits")
+        on_server = self.backend is not None and options.engine == "auto"
+        if options.filter and (not on_server or options.rank == "dense"):
+            raise QueryError("filters need the Milvus backend (not dense ranking, not --engine)")
+        if options.rank == "dense":
             if self._dense is None:
                 self._dense = DenseIndex(self.n_bits)
                 self._dense.add(np.asarray(self.activations))
-            return self._results(self._dense.search(activations, k))
-        codes, depth = pack(binarize(activations)), max(k, rerank)
+            return self._dense.search(activations, options.k)
+        codes = pack(binarize(activations))
         if on_server:
-            hits = self._milvus_hits(codes, depth, radius, filter or "")
-        elif engine == TWO_STAGE:
+            depth, radius = options.candidates, options.radius
+            hits = self._milvus_hits(codes, depth, radius, options.filter or "")
+        elif options.engine == TWO_STAGE:
             if self._two_stage is None:
                 self._two_stage = TwoStage(self.n_bits, self.codes)
-            hits = self._two_stage.search(codes, depth)
+            hits = self._two_stage.search(codes, options.candidates)
         else:
-            hits = self.buckets.search(codes, depth, radius, engine)
-        return self._results(self._rerank(activations, hits, k) if rerank else hits)
+            hits = self.buckets.search(codes, options.candidates, options.radius, options.engine)
+        if options.rank == "hamming":
+            return hits
+        lexical = words if options.rank == "fused" else None
+        return self._rerank(activations, lexical, hits, options.k)
 
     def _milvus_hits(self, codes: np.ndarray, k: int, radius: int | None, filter: str) -> Hits:
         try:
@@ -345,36 +327,44 @@ class SemanticIndex:
                 distances[i, : len(pairs)] = [d for _, d in pairs]
         return Hits(positions, distances)
 
-    def _rerank(self, activations: np.ndarray, hits: Hits, k: int) -> Hits:
-        """Re-order each query's Hamming candidates by cosine of the real-valued codes."""
+    def _rerank(
+        self, activations: np.ndarray, words: list[np.ndarray] | None, hits: Hits, k: int
+    ) -> Hits:
+        """Re-order each query's candidates by code cosine, fused with BM25 when ``words``."""
         positions = np.full((len(hits.positions), k), -1, dtype=np.int64)
         scores = np.full((len(hits.positions), k), np.nan, dtype=np.float32)
-        queries = centred_unit_rows(activations)
         for i, candidates in enumerate(hits.positions):
             candidates = candidates[candidates >= 0]
-            cosines = centred_unit_rows(self.activations[candidates]) @ queries[i]
-            best = np.argsort(-cosines, kind="stable")[:k]
-            positions[i, : len(best)] = candidates[best]
-            scores[i, : len(best)] = cosines[best]
+            units = np.asarray(self.activations[candidates])
+            if words is None:
+                score = cosine_scores(activations[i], units)
+            else:
+                score = fused_scores(activations[i], units, self.terms.bm25(words[i], candidates))
+            best, best_scores = best_first(candidates, score, k)
+            positions[i, : len(best)] = best
+            scores[i, : len(best)] = best_scores
         return Hits(positions, scores)
 
     def _results(self, hits: Hits) -> list[list[Result]]:
+        """Hits as results: each returned document read, and its title made, once."""
         out = []
         for positions, scores in zip(hits.positions, hits.distances, strict=True):
-            records = [self.docs.record(p) for p in positions if p >= 0]
-            out.append(
-                [
-                    Result(rank + 1, r.id, float(s), r.labels, title(r.text), snippet(r.text))
-                    for rank, (r, s) in enumerate(zip(records, scores, strict=False))
-                ]
-            )
+            results = []
+            for rank, (p, s) in enumerate(zip(positions, scores, strict=True)):
+                if p < 0:
+                    break
+                record = self.docs.record(int(p))
+                head, body = heading(record.text)
+                results.append(Result(rank + 1, record.id, float(s), record.labels, head, body))
+            out.append(results)
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
         """Write the index as a new version of the folder, atomically (see ``store.versions``)."""
         parts = layout.Parts(
-            self.hasher, self.buckets, self.activations, self.docs, self.created, self.backend
-        )
+            self.hasher, self.buckets, self.activations, self.docs, self.created, self.backend,
+            self.terms,
+        )  # fmt: skip
         self.created = layout.save(parts, self.stats(), Path(path), overwrite)
 
     @classmethod
@@ -384,8 +374,11 @@ class SemanticIndex:
         ``verify`` checksums every file up to 64 MiB (``semhash check`` all of them).
         """
         parts = layout.load(Path(path), verify)
-        index = cls(parts.hasher, parts.buckets, parts.activations, parts.docs, parts.created)
+        index = cls(
+            parts.hasher, parts.buckets, parts.activations, parts.docs, parts.created, parts.terms
+        )
         index.backend = parts.backend
+        index.version = parts.version
         return index
 
     @classmethod

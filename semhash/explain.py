@@ -63,7 +63,7 @@ def explain(index: SemanticIndex, doc_id: str, n_words: int = 12, k: int = 10) -
             for b, effect in zip(active, bit_effect, strict=True)
         ],
         document_words=[(str(vocabulary[i]), float(tfidf[i])) for i in heaviest if tfidf[i] > 0],
-        neighbours=index.similar(doc_id, k=k),
+        neighbours=index.similar(doc_id, k=k, rank="hamming"),
     )
 
 

@@ -166,23 +166,28 @@ class SemanticHasher:
         return self.plan().block_sizes()
 
     def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Real-valued code units in (0, 1): ``(n, b)`` float32."""
+        """Real-valued code units in (0, 1): ``(n, b)`` float32, counted block by block."""
         out = np.empty((len(texts), self.n_bits), dtype=np.float32)
         n_empty = 0
         starts = range(0, len(texts), ENCODE_BLOCK)
         for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
             counts = self.vectorizer.counts(texts[start : start + ENCODE_BLOCK])
-            n_empty += int(np.sum(counts.getnnz(axis=1) == 0))
-            out[start : start + ENCODE_BLOCK] = self.activations_from_counts(counts)
-        if n_empty:
-            logger.warning(
-                "%d documents have no word of the vocabulary: they share one code", n_empty
-            )
+            n_empty += int(np.sum(np.diff(counts.indptr) == 0))
+            out[start : start + ENCODE_BLOCK] = self._encode_inputs(self.vectorizer.weight(counts))
+        _warn_empty(n_empty)
         return out
 
-    def activations_from_counts(self, counts: sp.csr_matrix) -> np.ndarray:
+    def activations_from_counts(self, counts: sp.csr_matrix, progress: bool = False) -> np.ndarray:
         """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
-        return self._encode_inputs(self.vectorizer.weight(counts))
+        out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
+        starts = range(0, counts.shape[0], ENCODE_BLOCK)
+        quiet = not progress or len(starts) < 2
+        for start in tqdm(starts, desc="encoding", unit="block", disable=quiet):
+            rows = counts if len(starts) == 1 else counts[start : start + ENCODE_BLOCK]
+            block = self.vectorizer.weight(rows)
+            out[start : start + ENCODE_BLOCK] = self._encode_inputs(block)
+        _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
+        return out
 
     def _encode_inputs(self, inputs: sp.csr_matrix) -> np.ndarray:
         """Code units for weighted bag-of-words rows, block after block: ``(n, b)`` float32."""
@@ -247,6 +252,11 @@ class SemanticHasher:
         if not self.models:
             raise RuntimeError("the hasher is not trained: call fit() first")
         return self.models
+
+
+def _warn_empty(n_empty: int) -> None:
+    if n_empty:
+        logger.warning("%d documents have no word of the vocabulary: they share one code", n_empty)
 
 
 def _joined(histories: list[History]) -> History:

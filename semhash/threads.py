@@ -10,7 +10,9 @@ told otherwise (``set_threads``, ``--threads``, ``SEMHASH_THREADS``).
 from __future__ import annotations
 
 import os
+import platform
 import time
+from pathlib import Path
 
 _chosen: int | None = None  # threads set by the user, if any
 
@@ -64,3 +66,14 @@ def _cpu_times() -> list[int]:
     """The machine's CPU time counters (user, nice, system, idle, iowait, ...)."""
     with open("/proc/stat", encoding="ascii") as stat:
         return [int(x) for x in stat.readline().split()[1:]]
+
+
+def cpu_name() -> str:
+    """The CPU's model name, to print beside every speed figure."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

@@ -53,7 +53,9 @@ def test_query_text_prints_ranked_results(cli_index) -> None:
     result = run("query", str(cli_index), "space shuttle launch nasa", "-k", "5")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert lines[0].split()[:3] == ["rank", "dist", "id"] and len(lines) == 6
+    assert lines[0].split()[:3] == ["rank", "score", "id"] and len(lines) == 6
+    result = run("query", str(cli_index), "space shuttle", "-k", "5", "--rank", "hamming")
+    assert result.output.splitlines()[0].split()[:3] == ["rank", "dist", "id"]
 
 
 def _thread_pools() -> tuple[int, int, int]:
@@ -86,10 +88,10 @@ def test_query_json_like_and_dense(cli_index, corpus_file) -> None:
     assert payload["like"] == doc_id and len(payload["results"]) == 4
     assert doc_id not in [r["id"] for r in payload["results"]]
     assert [r["rank"] for r in payload["results"]] == [1, 2, 3, 4]
-    distances = [r["score"] for r in payload["results"]]
-    assert distances == sorted(distances)
+    scores = [r["score"] for r in payload["results"]]
+    assert scores == sorted(scores, reverse=True)  # fused: higher is closer
     dense = json.loads(
-        run("query", str(cli_index), "graphics card", "--dense", "--json", "-k", "3").output
+        run("query", str(cli_index), "graphics card", "--rank", "dense", "--json", "-k", "3").output
     )
     scores = [r["score"] for r in dense["results"]]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
@@ -97,8 +99,11 @@ def test_query_json_like_and_dense(cli_index, corpus_file) -> None:
 
 def test_query_radius_limits_distance(cli_index) -> None:
     payload = json.loads(
-        run("query", str(cli_index), "hockey game", "--radius", "1", "-k", "500", "--json").output
-    )
+        run(
+            "query", str(cli_index), "hockey game", "--radius", "1", "-k", "500", "--rank",
+            "hamming", "--json",
+        ).output
+    )  # fmt: skip
     assert all(r["score"] <= 1 for r in payload["results"])
 
 

@@ -1,9 +1,11 @@
-"""The public index: search modes agree with their oracles."""
+"""The public index: every ranking agrees with its oracle."""
 
 import numpy as np
 import pytest
 
 from semhash import QueryError
+from semhash.codes import centred_unit_rows, hamming
+from semhash.lexical import TermCounts
 
 
 def ids(results):
@@ -11,9 +13,7 @@ def ids(results):
 
 
 def test_hamming_search_matches_brute_force_over_stored_codes(trained_index) -> None:
-    from semhash.codes import hamming
-
-    results = trained_index.search(["nasa orbit shuttle launch"], k=25)[0]
+    results = trained_index.search(["nasa orbit shuttle launch"], k=25, rank="hamming")[0]
     query = trained_index.hasher.encode(["nasa orbit shuttle launch"])
     distances = hamming(query, trained_index.codes)[0]
     order = np.lexsort((np.arange(len(distances)), distances))[:25]
@@ -21,38 +21,80 @@ def test_hamming_search_matches_brute_force_over_stored_codes(trained_index) -> 
     assert [r.score for r in results] == distances[order].tolist()
 
 
-def test_rerank_over_everything_equals_dense_search(trained_index) -> None:
+def test_cosine_over_everything_equals_dense_search(trained_index) -> None:
     text = ["windows driver for my graphics card"]
-    everything = trained_index.search(text, k=10, rerank=len(trained_index))[0]
-    dense = trained_index.search(text, k=10, dense=True)[0]
+    everything = trained_index.search(text, k=10, rank="cosine", depth=len(trained_index))[0]
+    dense = trained_index.search(text, k=10, rank="dense")[0]
     assert ids(everything) == ids(dense)
     assert np.allclose([r.score for r in everything], [r.score for r in dense], atol=1e-5)
 
 
-def test_rerank_reorders_the_hamming_candidates_by_cosine(trained_index) -> None:
+def test_cosine_reorders_the_hamming_candidates(trained_index) -> None:
     text = ["hockey playoffs goalie"]
-    candidates = set(ids(trained_index.search(text, k=50)[0]))
-    reranked = trained_index.search(text, k=10, rerank=50)[0]
+    candidates = set(ids(trained_index.search(text, k=50, rank="hamming")[0]))
+    reranked = trained_index.search(text, k=10, rank="cosine", depth=50)[0]
     assert set(ids(reranked)) <= candidates
     scores = [r.score for r in reranked]
     assert scores == sorted(scores, reverse=True)
 
 
+def test_fused_ranking_scores_candidates_by_codes_and_bm25(trained_index) -> None:
+    """The default: Hamming candidates, ordered by the fused score computed here by hand."""
+    from semhash.rank import FEEDBACK, FEEDBACK_WEIGHT, LEXICAL_WEIGHT
+
+    text = "nasa shuttle launch orbit"
+    found = trained_index.search([text], k=10, depth=200)[0]
+    nearest = trained_index.search([text], k=200, rank="hamming")[0]
+    candidates = np.array([trained_index.position(r.id) for r in nearest])
+    counts = trained_index.hasher.vectorizer.counts([text])
+    terms = TermCounts(trained_index.hasher.vectorizer.counts(trained_index.texts))
+    bm25 = terms.bm25(counts.indices, candidates)
+    units = centred_unit_rows(trained_index.activations[candidates])
+    query = centred_unit_rows(trained_index.hasher.activations([text]))[0]
+    words = LEXICAL_WEIGHT * bm25 / bm25.max()
+    first = units @ query + words
+    refined = query + FEEDBACK_WEIGHT * units[np.argsort(-first, kind="stable")[:FEEDBACK]].mean(0)
+    score = units @ (refined / np.linalg.norm(refined)) + words
+    order = np.lexsort((candidates, -score))[:10]
+    assert ids(found) == [trained_index.ids[p] for p in candidates[order]]
+    assert np.allclose([r.score for r in found], score[order], atol=1e-5)
+
+
+def test_bm25_matches_the_formula_on_counted_documents() -> None:
+    import scipy.sparse as sp
+
+    from semhash.lexical import K1, B
+
+    counts = sp.csr_matrix(np.array([[2, 0, 1], [0, 3, 0], [1, 1, 1], [0, 0, 0]], np.float32))
+    terms = TermCounts(counts)
+    lengths = counts.sum(axis=1).A.ravel()
+    df = (counts.toarray() > 0).sum(axis=0)
+    idf = np.log1p((4 - df + 0.5) / (df + 0.5))
+    dense = counts.toarray()
+    norm = K1 * (1 - B + B * lengths / lengths.mean())
+    expected = (idf * dense * (K1 + 1) / (dense + norm[:, None]))[:, [0, 2]].sum(axis=1)
+    got = terms.bm25(np.array([2, 0, 2]), np.arange(4))  # a repeated word counts once
+    assert np.allclose(got, expected, atol=1e-6)
+    assert terms.bm25(np.array([1]), np.array([3, 1]))[0] == 0.0
+
+
 def test_similar_excludes_the_document_itself(trained_index) -> None:
     doc_id = trained_index.ids[5]
-    for kwargs in ({}, {"dense": True}, {"rerank": 30}):
-        results = trained_index.similar(doc_id, k=7, **kwargs)
-        assert len(results) == 7 and doc_id not in ids(results)
+    for options in ({}, {"rank": "hamming"}, {"rank": "dense"}, {"rank": "cosine", "depth": 30}):
+        results = trained_index.similar(doc_id, k=7, **options)
+        assert len(results) == 7 and doc_id not in ids(results), options
         assert [r.rank for r in results] == list(range(1, 8))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dense": True, "radius": 2}, "neither a radius nor a rerank"),
-        ({"rerank": -1}, "rerank must be non-negative"),
+        ({"rank": "dense", "radius": 2}, "neither a radius nor a depth"),
+        ({"depth": -1}, "depth must be non-negative"),
         ({"radius": 33}, "radius must be between 0 and 32"),
         ({"k": 0}, "k must be at least 1"),
+        ({"rank": "best"}, "rank must be one of"),
+        ({"rerank": 5}, "unknown search option 'rerank'"),
     ],
 )
 def test_bad_search_arguments(trained_index, kwargs, message) -> None:
@@ -62,10 +104,12 @@ def test_bad_search_arguments(trained_index, kwargs, message) -> None:
 
 def test_every_engine_gives_the_same_results_and_two_stage_finds_close_ones(trained_index) -> None:
     queries = trained_index.texts[:5]
-    exact = trained_index.search(queries, k=20, engine="scan")
-    for engine in ("auto", "buckets", "mih"):
-        assert trained_index.search(queries, k=20, engine=engine) == exact, engine
-    two_stage = trained_index.search(queries, k=20, engine="two-stage")
+    for rank in ("hamming", "fused"):
+        exact = trained_index.search(queries, k=20, engine="scan", rank=rank)
+        for engine in ("auto", "buckets", "mih"):
+            assert trained_index.search(queries, k=20, engine=engine, rank=rank) == exact, engine
+    two_stage = trained_index.search(queries, k=20, engine="two-stage", rank="hamming")
+    exact = trained_index.search(queries, k=20, engine="scan", rank="hamming")
     for found, best in zip(two_stage, exact, strict=True):
         assert len(found) == 20 and found[0].score == best[0].score == 0  # each finds itself
         assert [r.score for r in found] == sorted(r.score for r in found)

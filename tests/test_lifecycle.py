@@ -21,13 +21,15 @@ def fresh_posts(n: int = 5) -> Corpus:
 
 
 def assert_consistent(index: SemanticIndex) -> None:
-    """Codes, buckets and documents agree, and search equals brute force."""
+    """Codes, buckets, word counts and documents agree, and search equals brute force."""
     assert index.buckets.problems() == [] and index.docs.problems() == []
     assert len(index.codes) == len(index.activations) == len(index.ids) == len(index)
+    counted = index.hasher.vectorizer.counts(index.texts)
+    assert (index.terms.matrix() != counted).nnz == 0
     query = index.hasher.encode(["space shuttle orbit"])
     distances = hamming(query, index.codes)[0]
     order = np.lexsort((np.arange(len(distances)), distances))[:30]
-    found = index.search(["space shuttle orbit"], k=30)[0]
+    found = index.search(["space shuttle orbit"], k=30, rank="hamming")[0]
     assert [r.id for r in found] == [index.ids[p] for p in order]
 
 
@@ -38,7 +40,7 @@ def test_added_documents_get_the_models_codes_and_are_found(index) -> None:
     assert np.array_equal(index.codes[-5:], index.hasher.encode(fresh_posts().texts))
     assert_consistent(index)
     assert (index.codes[-5:] == index.codes[-1]).all()  # same words, same code
-    within = index.similar("new/0", k=len(index), radius=0)
+    within = index.similar("new/0", k=len(index), radius=0, rank="hamming")
     assert {"new/1", "new/2", "new/3", "new/4"} <= {r.id for r in within}
     assert index.docs.record(index.position("new/3")).labels == ("sci.space",)
 
@@ -70,7 +72,7 @@ def test_removed_documents_are_gone_everywhere(index) -> None:
     assert_consistent(index)
     with pytest.raises(QueryError, match="no document with id"):
         index.similar(gone[0])
-    dense = index.search(["space shuttle orbit"], k=len(index), dense=True)[0]
+    dense = index.search(["space shuttle orbit"], k=len(index), rank="dense")[0]
     assert not {r.id for r in dense} & set(gone)
 
 

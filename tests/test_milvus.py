@@ -93,7 +93,7 @@ def test_an_index_with_a_milvus_backend_answers_like_brute_force(saved_index, tm
     queries = ["space shuttle launch", "gun control", "windows drivers"]
     codes = reopened.hasher.encode(queries)
     for found, row in zip(
-        reopened.search(queries, k=15), hamming(codes, reopened.codes), strict=True
+        reopened.search(queries, k=15, rank="hamming"), hamming(codes, reopened.codes), strict=True
     ):
         best = sorted(zip(row.tolist(), reopened.ids, strict=True))[:15]  # ties by id
         assert [(r.score, r.id) for r in found] == [(float(d), i) for d, i in best]
@@ -119,6 +119,6 @@ def test_a_filter_is_never_ignored(saved_index) -> None:
     from semhash import QueryError, SemanticIndex
 
     local = SemanticIndex.load(saved_index)
-    for options in ({"dense": True}, {"engine": "scan"}, {}):
+    for options in ({"rank": "dense"}, {"engine": "scan"}, {}):
         with pytest.raises(QueryError, match="filters need the Milvus backend"):
             local.search(["space"], filter='labels like "%x%"', **options)

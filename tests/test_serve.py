@@ -28,7 +28,7 @@ def test_search_returns_ranked_results_with_titles(client, trained_index) -> Non
     body = client.get("/search", params={"q": "nasa space shuttle orbit", "k": 5}).json()
     assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
     scores = [r["score"] for r in body["results"]]
-    assert scores == sorted(scores)
+    assert scores == sorted(scores, reverse=True)  # fused scores: higher is closer
     assert body["results"] == [
         {**vars(r), "labels": list(r.labels)}
         for r in trained_index.search(["nasa space shuttle orbit"], k=5)[0]
@@ -38,7 +38,8 @@ def test_search_returns_ranked_results_with_titles(client, trained_index) -> Non
 
 def test_similar_doc_health_info(client, trained_index) -> None:
     doc_id = trained_index.ids[3]
-    similar = client.get(f"/similar/{doc_id}", params={"k": 4, "rerank": 20}).json()
+    params = {"k": 4, "rank": "cosine", "depth": 20}
+    similar = client.get(f"/similar/{doc_id}", params=params).json()
     assert len(similar["results"]) == 4 and doc_id not in [r["id"] for r in similar["results"]]
     doc = client.get(f"/doc/{doc_id}").json()
     assert doc["id"] == doc_id and doc["text"] == trained_index.texts[3]

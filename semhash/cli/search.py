@@ -17,8 +17,8 @@ from semhash.cli.app import (
     print_results,
     user_errors,
 )
-from semhash.engine import TWO_STAGE, SemanticIndex
-from semhash.index.planner import ENGINES
+from semhash.engine import SemanticIndex
+from semhash.options import DEPTH, MAX_PENDING, RANKS, SEARCH_ENGINES, SearchOptions
 
 
 @main.command()
@@ -26,17 +26,23 @@ from semhash.index.planner import ENGINES
 @click.argument("text", required=False)
 @click.option("--like", "like", help="Find documents similar to this indexed document id.")
 @click.option("-k", default=10, show_default=True, help="Number of results.")
-@click.option("--radius", type=int, help="Only results within this Hamming distance.")
-@click.option("--dense", is_flag=True, help="Rank by cosine of the real-valued codes (faiss).")
 @click.option(
-    "--rerank",
-    default=0,
+    "--rank",
+    type=click.Choice(RANKS),
+    default="fused",
     show_default=True,
-    help="Take this many Hamming neighbours, then order them by dense cosine.",
+    help="fused: Hamming candidates ordered by code cosine and BM25; hamming: exact Hamming "
+    "order (the literature's); cosine: candidates by code cosine; dense: cosine over all (faiss).",
 )
 @click.option(
+    "--depth",
+    default=0,
+    help=f"Hamming candidates that fused or cosine ranking reads (0: {DEPTH:,}).",
+)
+@click.option("--radius", type=int, help="Only candidates within this Hamming distance.")
+@click.option(
     "--engine",
-    type=click.Choice([*ENGINES, TWO_STAGE]),
+    type=click.Choice(SEARCH_ENGINES),
     default="auto",
     show_default=True,
     help="Hamming search: auto picks the fastest exact one; two-stage is approximate.",
@@ -67,9 +73,9 @@ def query(
     text: str | None,
     like: str | None,
     k: int,
+    rank: str,
+    depth: int,
     radius: int | None,
-    dense: bool,
-    rerank: int,
     engine: str,
     as_json: bool,
     batch: Path | None,
@@ -89,15 +95,14 @@ def query(
     """
     if sum(x is not None for x in (text, like, batch)) != 1:
         raise click.UsageError("give exactly one of TEXT, --like DOC_ID or --batch FILE")
-    loaded = SemanticIndex.load(index_dir)
     where = " and ".join(f"({x})" for x in (filter_, label and label_filter(label)) if x) or None
+    options = SearchOptions(k, rank, depth, radius, engine, where)
+    loaded = SemanticIndex.load(index_dir)
     if batch is not None:
         started = time.perf_counter()
         queries = read_queries(batch)
-        options = {"radius": radius, "dense": dense, "rerank": rerank, "engine": engine,
-                   "filter": where}  # fmt: skip
-        hits = search_all(loaded, queries, k, obj["progress"], **options)
-        hamming_bits = None if dense or rerank else loaded.n_bits
+        hits = search_all(loaded, queries, options, obj["progress"])
+        hamming_bits = loaded.n_bits if rank == "hamming" else None
         with click.open_file(str(output or "-"), "w", encoding="utf-8", atomic=True) as out:
             written = write(out, hits, fmt, tag, hamming_bits)
         if obj["progress"]:
@@ -105,15 +110,15 @@ def query(
             click.echo(f"answered {written} queries in {seconds:.1f} s", err=True)
         return
     if like is not None:
-        results = loaded.similar(like, k, radius, dense, rerank, engine, where)
+        results = loaded.similar(like, options)
     else:
-        results = loaded.search([str(text)], k, radius, dense, rerank, engine, where)[0]
+        results = loaded.search([str(text)], options)[0]
     if as_json:
         click.echo(
             json.dumps({"query": text, "like": like, "results": [r.to_dict() for r in results]})
         )
     else:
-        print_results(results, "score" if dense or rerank else "dist")
+        print_results(results, "dist" if rank == "hamming" else "score")
 
 
 @main.command()
@@ -149,17 +154,57 @@ def explain(index_dir: Path, doc_id: str, k: int, as_json: bool) -> None:
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, help="TCP port.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Server processes; they share the memory-mapped index.",
+)  # fmt: skip
+@click.option(
+    "--token", envvar="SEMHASH_TOKEN",
+    help="Require 'Authorization: Bearer TOKEN' (or set SEMHASH_TOKEN).",
+)  # fmt: skip
+@click.option("--no-auth", is_flag=True, help="Serve another interface than loopback openly.")
+@click.option(
+    "--max-pending", default=MAX_PENDING, show_default=True, type=click.IntRange(min=1),
+    help="Searches running or waiting per process; more are answered 503 at once.",
+)  # fmt: skip
 @user_errors
-def serve(index_dir: Path, host: str, port: int) -> None:
+def serve(
+    index_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    no_auth: bool,
+    max_pending: int,
+) -> None:
     """Serve INDEX_DIR: a JSON API and a search page at http://HOST:PORT/.
 
-    Endpoints: /search?q=&k=&radius=&dense=&rerank=&engine=, /similar/DOC_ID,
-    /doc/DOC_ID, /health, /info.
+    Endpoints: /search?q=&k=&rank=&depth=&radius=&engine=, /similar/DOC_ID,
+    /doc/DOC_ID, /health, /info.  New versions of the index (semhash add, remove)
+    are served as soon as they are written.  Any other host than loopback needs
+    --token (or SEMHASH_TOKEN), or --no-auth to publish the index to everyone.
 
     Example: semhash serve index/ --port 8000
     """
     from semhash.serve import serve as run  # starlette and uvicorn load only here
 
-    loaded = SemanticIndex.load(index_dir)
-    click.echo(f"serving {len(loaded)} documents from {index_dir} at http://{host}:{port}/")
-    run(loaded, host, port)
+    if not _loopback(host) and not token and not no_auth:
+        raise click.UsageError(
+            f"--host {host} publishes the index beyond this machine: give --token TOKEN "
+            "(clients send 'Authorization: Bearer TOKEN') or --no-auth"
+        )
+    loaded = SemanticIndex.load(index_dir)  # a clear error now, before the workers start
+    where = f"http://{host}:{port}/" + ("#token=..." if token else "")
+    click.echo(f"serving {len(loaded)} documents from {index_dir} at {where}", err=True)
+    run(index_dir, host, port, workers, token, max_pending)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

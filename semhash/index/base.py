@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+FEW = 32  # fewer queries than this run on the calling thread: waking busy cores costs more
+
 
 class Hits(NamedTuple):
     """Search results, one row per query, best first.

@@ -18,9 +18,9 @@ import numpy as np
 from numba import njit, prange
 
 from semhash.codes import flip_masks, n_probes
-from semhash.index.base import Hits, check_k
+from semhash.index.base import FEW, Hits, check_k
 from semhash.index.mih import MultiIndexHashing
-from semhash.index.planner import ENGINES, FEW, Plan, Profile, choose
+from semhash.index.planner import ENGINES, Plan, Profile, choose
 from semhash.index.scan import LinearScan
 
 _MAX_PROBES = 2_000_000  # flip masks held in memory for one probing radius
@@ -167,7 +167,8 @@ class HammingBuckets:
             if n_probes(self.n_bits, limit) > _MAX_PROBES:  # a forced probe this wide: scan
                 return self.scan.search(queries, k, radius)
         masks, starts = self._masks_up_to(limit)
-        positions, distances, complete = _probe(
+        probe = _probe if len(queries) >= FEW else _probe_serial
+        positions, distances, complete = probe(
             queries, masks, starts, k, radius is not None,
             self.keys_, self.bucket_codes_, self.offsets_, self.members_,
         )  # fmt: skip
@@ -251,16 +252,37 @@ def _probe(queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets,
     position).  ``complete`` is False where fewer than ``k`` turned up and the
     caller must look further.
     """
-    nq, n = queries.shape[0], len(members)
+    nq = queries.shape[0]
     positions = np.full((nq, k), -1, np.int64)
     distances = np.full((nq, k), -1, np.int32)
     complete = np.zeros(nq, np.bool_)
     for q in prange(nq):
-        found = _probe_one(
-            queries[q], masks, starts, k, whole_radius, keys, bucket_codes, offsets, members
-        )
-        complete[q] = len(found) >= k or whole_radius
-        for i in range(min(k, len(found))):
-            positions[q, i] = found[i] % n
-            distances[q, i] = found[i] // n
+        _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
+                positions, distances, complete)  # fmt: skip
     return positions, distances, complete
+
+
+@njit(cache=True)
+def _probe_serial(queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members):
+    """:func:`_probe` on this thread: a few queries do not wait for busy cores to wake."""
+    nq = queries.shape[0]
+    positions = np.full((nq, k), -1, np.int64)
+    distances = np.full((nq, k), -1, np.int32)
+    complete = np.zeros(nq, np.bool_)
+    for q in range(nq):
+        _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
+                positions, distances, complete)  # fmt: skip
+    return positions, distances, complete
+
+
+@njit(cache=True)
+def _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
+            positions, distances, complete):  # fmt: skip
+    n = len(members)
+    found = _probe_one(
+        queries[q], masks, starts, k, whole_radius, keys, bucket_codes, offsets, members
+    )
+    complete[q] = len(found) >= k or whole_radius
+    for i in range(min(k, len(found))):
+        positions[q, i] = found[i] % n
+        distances[q, i] = found[i] // n

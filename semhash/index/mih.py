@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from semhash.index.base import Hits, check_k
+from semhash.index.base import FEW, Hits, check_k
 from semhash.index.popcount import _popcount
 
 MAX_SUBSTRING_BITS = 16
@@ -81,11 +81,14 @@ class MultiIndexHashing:
         check_k(k)
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
         limit = self.n_bits if radius is None else min(radius, self.n_bits)
-        positions, distances = _search(
+        tables = (
             queries, substrings(queries, self.spans), self.codes, self.offsets, self.members,
             self.widths, self.flips, self.flip_starts, k, limit,
-            min(len(queries), numba.get_num_threads()),
         )  # fmt: skip
+        if len(queries) < FEW:
+            positions, distances = _search_serial(*tables)
+        else:
+            positions, distances = _search(*tables, min(len(queries), numba.get_num_threads()))
         return Hits(positions, distances)
 
 
@@ -139,18 +142,38 @@ def _search_one(query, parts, codes, offsets, members, widths, flips, flip_start
 
 @njit(parallel=True, cache=True)
 def _search(queries, parts, codes, offsets, members, widths, flips, flip_starts, k, limit, n_parts):
-    nq, n = queries.shape[0], len(codes)
+    nq = queries.shape[0]
     positions = np.full((nq, k), -1, np.int64)
     distances = np.full((nq, k), -1, np.int32)
     per = (nq + n_parts - 1) // n_parts
     for part in prange(n_parts):
-        seen = np.zeros(n, np.bool_)
-        for q in range(part * per, min(nq, (part + 1) * per)):
-            best = _search_one(
-                queries[q], parts[q], codes, offsets, members,
-                widths, flips, flip_starts, k, limit, seen,
-            )  # fmt: skip
-            for j in range(len(best)):
-                positions[q, j] = best[j] % n
-                distances[q, j] = best[j] // n
+        first, stop = part * per, min(nq, (part + 1) * per)
+        _search_range(first, stop, queries, parts, codes, offsets, members, widths, flips,
+                      flip_starts, k, limit, positions, distances)  # fmt: skip
     return positions, distances
+
+
+@njit(cache=True)
+def _search_serial(queries, parts, codes, offsets, members, widths, flips, flip_starts, k, limit):
+    """:func:`_search` on this thread: a few queries do not wait for busy cores to wake."""
+    nq = queries.shape[0]
+    positions = np.full((nq, k), -1, np.int64)
+    distances = np.full((nq, k), -1, np.int32)
+    _search_range(0, nq, queries, parts, codes, offsets, members, widths, flips, flip_starts,
+                  k, limit, positions, distances)  # fmt: skip
+    return positions, distances
+
+
+@njit(cache=True)
+def _search_range(first, stop, queries, parts, codes, offsets, members, widths, flips,
+                  flip_starts, k, limit, positions, distances):  # fmt: skip
+    n = len(codes)
+    seen = np.zeros(n, np.bool_)
+    for q in range(first, stop):
+        best = _search_one(
+            queries[q], parts[q], codes, offsets, members,
+            widths, flips, flip_starts, k, limit, seen,
+        )  # fmt: skip
+        for j in range(len(best)):
+            positions[q, j] = best[j] % n
+            distances[q, j] = best[j] // n

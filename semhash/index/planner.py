@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semhash.codes import hamming, n_probes
+from semhash.index.base import FEW
 from semhash.index.mih import MAX_SUBSTRING_BITS, substring_spans, substrings
 from semhash.index.popcount import kernel
 
@@ -36,7 +37,6 @@ SUBSTRING_PROBE = 100e-9  # one substring-table lookup
 CANDIDATE = 25e-9  # full distance of one multi-index candidate, codes in cache
 CANDIDATE_FAR = 80e-9  # the same when the codes outgrow the cache (a miss each)
 CACHED_BYTES = 16 << 20
-FEW = 32  # fewer queries than this run on one core in the probing engines
 _SAMPLE_QUERIES, _SAMPLE_CODES = 64, 32768
 
 

@@ -167,7 +167,7 @@ class Documents:
                 f"{folder / 'docs.jsonl'}: {size} bytes, doc_offsets.npy says {int(offsets[-1])}"
             )
         data = (
-            np.memmap(folder / "docs.jsonl", dtype=np.uint8, mode="r")
+            np.asarray(np.memmap(folder / "docs.jsonl", dtype=np.uint8, mode="r"))
             if size
             else np.zeros(0, np.uint8)
         )

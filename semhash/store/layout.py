@@ -7,6 +7,8 @@ Format 2, inside the live version folder (see :mod:`semhash.store.versions`)::
     bucket_keys.npy   (m,) uint64          bucket_codes.npy (m, words) uint64
     bucket_offsets.npy (m + 1,) int64      bucket_members.npy (n,) int64
     ids.npy, id_order.npy, docs.jsonl, doc_offsets.npy   (see :mod:`semhash.store.documents`)
+    terms_indptr.npy, terms_ids.npy, terms_counts.npy    word counts (see :mod:`semhash.lexical`;
+                                                         indexes saved before them count again)
 
 Arrays are memory-mapped on load: opening reads the manifest, the model and the
 array headers, nothing in proportion to the number of documents.  Format 1 (files
@@ -28,6 +30,7 @@ from semhash.codes import binarize, n_words, pack
 from semhash.corpus import Corpus
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.buckets import HammingBuckets
+from semhash.lexical import TermCounts
 from semhash.store import versions
 from semhash.store.documents import Documents
 from semhash.text import Vectorizer
@@ -45,6 +48,8 @@ class Parts(NamedTuple):
     docs: Documents
     created: str | None
     backend: dict[str, str] | None
+    terms: TermCounts | None = None  # absent from indexes saved before them
+    version: str | None = None  # the version folder read, when loaded
 
 
 def save(index: Parts, stats: dict[str, Any], path: Path, overwrite: bool) -> str:
@@ -71,6 +76,10 @@ def save(index: Parts, stats: dict[str, Any], path: Path, overwrite: bool) -> st
             for name, array in index.buckets.arrays().items()
         },
         **index.docs.writers(),
+        **{
+            f"terms_{name}.npy": versions.save_array(array)
+            for name, array in (index.terms.arrays() if index.terms is not None else {}).items()
+        },
     }
     versions.write_index(path, manifest, writers, overwrite)
     return created
@@ -102,6 +111,8 @@ def problems(path: Path) -> list[str]:
         found.append("codes.npy disagrees with activations.npy")
     found += index.buckets.problems()
     found += index.docs.problems()
+    if index.terms is not None:
+        found += index.terms.problems(len(index.docs))
     return found
 
 
@@ -133,7 +144,19 @@ def _open(version: versions.Version, verify: bool) -> Parts:
     )
     activations = versions.load_array(folder / "activations.npy", np.float32, (n, n_bits))
     docs = Documents.open(folder, n)
-    return Parts(hasher, buckets, activations, docs, created, manifest.get("backend"))
+    terms = _terms(folder, n, hasher.vectorizer.vocab_size)
+    backend = manifest.get("backend")
+    return Parts(hasher, buckets, activations, docs, created, backend, terms, folder.name)
+
+
+def _terms(folder: Path, n: int, vocab_size: int) -> TermCounts | None:
+    """The documents' word counts for BM25, or None where the index was saved without them."""
+    if not (folder / "terms_indptr.npy").exists():
+        return None
+    indptr = versions.load_array(folder / "terms_indptr.npy", np.int64, (n + 1,))
+    ids = versions.load_array(folder / "terms_ids.npy", np.int32, (None,))
+    counts = versions.load_array(folder / "terms_counts.npy", np.float32, (len(ids),))
+    return TermCounts.from_arrays(indptr, ids, counts, vocab_size)
 
 
 def _hasher(manifest: dict[str, Any], folder: Path) -> SemanticHasher:

@@ -278,10 +278,18 @@ def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Ten
 def encode_units(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
     """One model's code units for weighted bag-of-words rows ``(n, V)``: ``(n, b)`` float32."""
     parts = [
-        model.encode(sparse(inputs[start : start + ENCODE_BLOCK])).numpy()
+        _encode_rows(model, inputs[start : start + ENCODE_BLOCK])
         for start in range(0, inputs.shape[0], ENCODE_BLOCK)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, model.config.n_bits), np.float32)
+
+
+def _encode_rows(model: SemanticHashingAutoencoder, rows: sp.csr_matrix) -> np.ndarray:
+    return model.encode_bags(
+        torch.from_numpy(rows.indptr.astype(np.int64)),
+        torch.from_numpy(rows.indices.astype(np.int64)),
+        torch.from_numpy(rows.data.astype(np.float32)),
+    ).numpy()
 
 
 def resolve_device(device: str) -> str:

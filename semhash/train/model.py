@@ -137,6 +137,28 @@ class SemanticHashingAutoencoder(nn.Module):
         return units, torch.log_softmax(self.decoder(units), dim=-1)
 
     @torch.no_grad()
+    def encode_bags(
+        self, offsets: torch.Tensor, words: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`encode` of CSR rows given as their arrays (int64, int64, float32).
+
+        The same operations as for a sparse CSR batch, without making one: for a
+        query or two, building the tensor and switching modes cost more than the model.
+        """
+        if self.training:
+            return self.encode(
+                csr_tensor(offsets, words, weights, (len(offsets) - 1, self.config.vocab_size))
+            )
+        first = self.encoder[1]
+        hidden = F.embedding_bag(
+            words, first.weight, offsets, mode="sum", per_sample_weights=weights,
+            include_last_offset=True,
+        ) + first.bias  # fmt: skip
+        for layer in self.encoder[2:]:
+            hidden = layer(hidden)
+        return torch.sigmoid(hidden)
+
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic code units in (0, 1): no noise, no dropout.  Threshold at 0.5 for bits.
 

@@ -1,0 +1,119 @@
+"""Word counts of the indexed documents, and BM25 scores of a query's words on a few of them.
+
+A typed query is a handful of words; its binary code places it among the right
+topic but cannot tell apart the documents at the same Hamming distance, and a
+code learnt from whole documents says little about one rare word the user typed.
+BM25 (Robertson & Zaragoza's saturating term frequency, scaled by document
+length) says exactly that, so the default ranking fuses the two: the codes choose
+the candidates, and a candidate's BM25 score for the query's words moves it up or
+down among them (see :mod:`semhash.rank`).
+
+Counts are kept as CSR rows (one per indexed document, term ids sorted), saved with
+the index as ``terms_indptr.npy``, ``terms_ids.npy`` and ``terms_counts.npy``; an
+index saved before them rebuilds them from its texts on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+K1 = 1.2  # how fast a word's repeats saturate
+B = 0.75  # how much a long document's counts are discounted
+
+
+class TermCounts:
+    """``(n, V)`` word counts of the indexed documents, in index order."""
+
+    def __init__(self, counts: sp.csr_matrix) -> None:
+        counts = sp.csr_matrix(counts)
+        counts.sort_indices()
+        self.indptr = np.asarray(counts.indptr, dtype=np.int64)
+        self.ids = np.asarray(counts.indices, dtype=np.int32)
+        self.counts = np.asarray(counts.data, dtype=np.float32)
+        self.vocab_size = counts.shape[1]
+        self._stats: tuple[np.ndarray, np.ndarray, float] | None = None
+
+    @classmethod
+    def from_arrays(
+        cls, indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, vocab_size: int
+    ) -> TermCounts:
+        """Counts already sorted by term within each row (as saved); nothing is copied."""
+        self = cls.__new__(cls)
+        self.indptr, self.ids, self.counts = indptr, ids, counts
+        self.vocab_size = vocab_size
+        self._stats = None
+        return self
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def matrix(self) -> sp.csr_matrix:
+        shape = (len(self), self.vocab_size)
+        return sp.csr_matrix((self.counts, self.ids, self.indptr), shape=shape)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What is saved: ``terms_{name}.npy`` for each."""
+        return {"indptr": self.indptr, "ids": self.ids, "counts": self.counts}
+
+    def append(self, other: TermCounts) -> TermCounts:
+        return TermCounts(sp.vstack([self.matrix(), other.matrix()], format="csr"))
+
+    def keep(self, mask: np.ndarray) -> TermCounts:
+        return TermCounts(self.matrix()[np.flatnonzero(mask)])
+
+    def problems(self, n_docs: int) -> list[str]:
+        if len(self) != n_docs:
+            return [f"terms_indptr.npy: {len(self)} documents, the index has {n_docs}"]
+        ends = self.indptr[0] == 0 and self.indptr[-1] == len(self.ids)
+        if not ends or np.any(np.diff(self.indptr) < 0):
+            return ["terms_indptr.npy: offsets out of order"]
+        if len(self.ids) and (self.ids.min() < 0 or self.ids.max() >= self.vocab_size):
+            return ["terms_ids.npy: a word id outside the vocabulary"]
+        return []
+
+    def bm25(self, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """BM25 of the words ``query_ids`` (each once) on documents ``candidates``: float32."""
+        idf, lengths, mean_length = self._statistics()
+        words = np.unique(query_ids.astype(np.int32))
+        return _bm25(
+            self.indptr, self.ids, self.counts, lengths, mean_length,
+            words, idf[words], candidates.astype(np.int64),
+        )  # fmt: skip
+
+    def _statistics(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(idf per word, length per document, mean length), computed once per state."""
+        if self._stats is None:
+            n = max(1, len(self))
+            df = np.bincount(self.ids, minlength=self.vocab_size).astype(np.float64)
+            idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+            lengths = np.bincount(rows, self.counts, len(self)).astype(np.float32)
+            self._stats = (idf, lengths, float(lengths.mean()) if len(lengths) else 1.0)
+        return self._stats
+
+
+@njit(cache=True, nogil=True)
+def _bm25(indptr, ids, counts, lengths, mean_length, words, idf, candidates):  # pragma: no cover
+    """Each candidate's row and the sorted query words, walked together once."""
+    scores = np.zeros(len(candidates), dtype=np.float32)
+    for i in range(len(candidates)):
+        d = candidates[i]
+        if d < 0:
+            continue
+        at, stop, j = indptr[d], indptr[d + 1], 0
+        norm = K1 * (1.0 - B + B * lengths[d] / max(mean_length, 1e-9))
+        total = 0.0
+        while at < stop and j < len(words):
+            if ids[at] < words[j]:
+                at += 1
+            elif ids[at] > words[j]:
+                j += 1
+            else:
+                tf = counts[at]
+                total += idf[j] * tf * (K1 + 1.0) / (tf + norm)
+                at += 1
+                j += 1
+        scores[i] = total
+    return scores

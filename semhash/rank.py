@@ -1,0 +1,57 @@
+"""Ordering a query's Hamming candidates: by code cosine, or fused with BM25.
+
+The binary codes find the right neighbourhood fast, but many candidates share a
+distance and a short typed query's code is a blunt instrument.  The fused order
+(the default for text) scores each candidate by
+
+    cosine(query', candidate) + LEXICAL_WEIGHT * bm25 / best bm25 among the candidates
+
+over the real-valued code units (centred), where query' is the query's units
+moved towards the mean of the ``FEEDBACK`` candidates that a first pass with
+the query itself ranks best (pseudo-relevance feedback, in code space): a
+five-word query's code is noisy, the codes of the documents that both look like
+it and contain its words are not.  BM25 (:mod:`semhash.lexical`) is computed on
+the candidates only.  Both terms are on fixed scales ([-1, 1] and [0,
+LEXICAL_WEIGHT]) whatever the corpus; ties, rare with real values, go to the
+lower position.  The constants were chosen on the validation half of
+``scripts/bench_queries.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semhash.codes import centred_unit_rows
+
+LEXICAL_WEIGHT = 1.0  # BM25's share, relative to a cosine
+FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
+FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
+
+
+def cosine_scores(query_units: np.ndarray, candidate_units: np.ndarray) -> np.ndarray:
+    """Cosine of the centred code units of one query and each candidate: float32."""
+    query = centred_unit_rows(query_units[None, :])[0]
+    return centred_unit_rows(candidate_units) @ query
+
+
+def fused_scores(
+    query_units: np.ndarray, candidate_units: np.ndarray, lexical: np.ndarray
+) -> np.ndarray:
+    """The fused score of each candidate (see the module docstring): float32."""
+    units = centred_unit_rows(candidate_units)
+    query = centred_unit_rows(query_units[None, :])[0]
+    best = float(lexical.max()) if len(lexical) else 0.0
+    words = LEXICAL_WEIGHT * (lexical / best if best > 0 else lexical)
+    first = units @ query + words
+    top = np.argsort(-first, kind="stable")[:FEEDBACK]
+    if len(top) == 0:
+        return first
+    refined = query + FEEDBACK_WEIGHT * units[top].mean(axis=0)
+    refined /= max(float(np.linalg.norm(refined)), 1e-12)
+    return (units @ refined + words).astype(np.float32)
+
+
+def best_first(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best candidates and their scores, highest first, ties by position."""
+    order = np.lexsort((candidates, -scores))[:k]
+    return candidates[order], scores[order]
