@@ -5,7 +5,7 @@ sends at most ``--requests`` queries (the titles of the index's documents) from
 ``--clients`` concurrent connections, stopping after ``--seconds`` at most.
 Loopback only; nothing leaves the machine.
 
-    python scripts/bench_serve.py runs/20ng-64 --requests 2000 --clients 4
+    python scripts/bench_serve.py runs/20ng-32 --requests 2000 --clients 4 --workers 2
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
     index = SemanticIndex.load(args.index)
     rng = np.random.default_rng(0)
@@ -72,7 +73,17 @@ def main() -> None:
     queries = [q for q in (title(index.docs.record(int(i)).text) for i in picks) if q.strip()]
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "semhash", "serve", args.index, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "semhash",
+            "serve",
+            args.index,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],  # fmt: skip
         stdout=subprocess.DEVNULL,
     )
     try:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from semhash.engine import QueryError, Result, SemanticIndex
     from semhash.hasher import HasherConfig, SemanticHasher
     from semhash.index import DenseIndex, HammingBuckets, Hits, LinearScan
+    from semhash.options import SearchOptions
     from semhash.store.versions import IndexFormatError
     from semhash.text import VectorizerConfig
     from semhash.threads import set_threads
@@ -37,6 +38,7 @@ _HOMES = {
     "HammingBuckets": "semhash.index",
     "Hits": "semhash.index",
     "LinearScan": "semhash.index",
+    "SearchOptions": "semhash.options",
     "IndexFormatError": "semhash.store.versions",
     "VectorizerConfig": "semhash.text",
     "set_threads": "semhash.threads",
@@ -54,6 +56,7 @@ __all__ = [
     "LinearScan",
     "QueryError",
     "Result",
+    "SearchOptions",
     "SemanticHasher",
     "SemanticIndex",
     "TrainConfig",

@@ -23,7 +23,7 @@ from semhash.index.two_stage import ADDRESS_BITS, TwoStage
 from semhash.lexical import TermCounts
 from semhash.options import TWO_STAGE, QueryError, SearchOptions
 from semhash.rank import best_first, cosine_scores, fused_scores
-from semhash.store import layout, versions
+from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
 from semhash.text import heading
 
@@ -73,6 +73,7 @@ class SemanticIndex:
         self.created = created
         self._terms = terms  # word counts for BM25; rebuilt from the texts when missing
         self.version: str | None = None  # the saved version this was loaded from
+        self._folder: Path | None = None  # the index folder it was loaded from
         self._dense: DenseIndex | None = None  # built from the activations on first use
         self._two_stage: TwoStage | None = None  # likewise, from the codes
         self.backend: dict[str, str] | None = None  # where else the codes live (Milvus)
@@ -171,6 +172,7 @@ class SemanticIndex:
             activations = self.hasher.activations_from_counts(counts, progress=progress)
         codes = pack(binarize(activations))
         if self.backend is not None:  # the server first: a failure there changes nothing here
+            self._intend(corpus.ids)
             self.milvus.upsert(corpus.ids, codes, corpus.labels)
         self._delete(old[old >= 0])
         terms = self.terms.append(TermCounts(counts))
@@ -188,8 +190,14 @@ class SemanticIndex:
             missing = list(doc_ids)[int(np.flatnonzero(positions < 0)[0])]
             raise QueryError(f"no document with id {missing!r} in the index")
         if self.backend is not None:
+            self._intend(doc_ids)
             self.milvus.delete(list(doc_ids))
         self._delete(positions)
+
+    def _intend(self, doc_ids: Sequence[str]) -> None:
+        """Note in the index folder that Milvus is about to change (see :mod:`.mirror`)."""
+        if self._folder is not None:
+            mirror.record(self._folder, doc_ids)
 
     def use_milvus(self, uri: str, collection: str) -> None:
         """Keep the codes in a Milvus collection too, and search there (see :mod:`.milvus`)."""
@@ -207,6 +215,12 @@ class SemanticIndex:
         if self._milvus is None:
             self._milvus = MilvusCodes(self.backend["uri"], self.backend["collection"], self.n_bits)
         return self._milvus
+
+    def close(self) -> None:
+        """Close the Milvus connection, if one is open (it reopens when next needed)."""
+        if self._milvus is not None:
+            self._milvus.close()
+            self._milvus = None
 
     def _delete(self, positions: np.ndarray) -> None:
         if len(positions) == 0:
@@ -366,6 +380,8 @@ class SemanticIndex:
             self.terms,
         )  # fmt: skip
         self.created = layout.save(parts, self.stats(), Path(path), overwrite)
+        if self._folder is not None and Path(path).resolve() == self._folder.resolve():
+            mirror.clear(self._folder)  # the Milvus changes begun from here are live locally
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> SemanticIndex:
@@ -379,6 +395,7 @@ class SemanticIndex:
         )
         index.backend = parts.backend
         index.version = parts.version
+        index._folder = Path(path)
         return index
 
     @classmethod
@@ -391,10 +408,58 @@ class SemanticIndex:
         versions.read_version(Path(path))  # a clear error before trying to lock a non-index
         with versions.lock(Path(path)):
             index = cls.load(path)
-            yield index
-            index.save(path, overwrite=True)
+            try:
+                index._finish_mirror(mirror.pending(Path(path)))
+                yield index
+                index.save(path, overwrite=True)
+            finally:
+                index.close()
+
+    def _finish_mirror(self, doc_ids: Sequence[str]) -> None:
+        """Bring Milvus back to the live version for a change a crashed writer left."""
+        if doc_ids and self.backend is not None and self._folder is not None:
+            logger.warning("completing an interrupted Milvus change of %d documents", len(doc_ids))
+            mirror.reconcile(self, doc_ids)
+            mirror.clear(self._folder)
 
     @classmethod
-    def check(cls, path: str | Path) -> list[str]:
-        """Every problem found: checksums of all files, then internal consistency."""
-        return layout.problems(Path(path))
+    def check(cls, path: str | Path, sample: int | None = None) -> list[str]:
+        """Every problem found: checksums of all files, internal consistency, then Milvus.
+
+        With a Milvus backend the collection is compared with the live version: counts,
+        ids, and the codes of every document (or of ``sample`` drawn with seed 0).
+        """
+        found = layout.problems(Path(path))
+        if found:
+            return found
+        index = cls.load(path, verify=False)
+        if index.backend is None:
+            return found
+        if left := mirror.pending(Path(path)):
+            found.append(
+                f"{Path(path) / mirror.INTENT}: an interrupted change of {len(left)} "
+                "document(s) in Milvus (the next add or remove, or check --repair, completes it)"
+            )
+        try:
+            found += mirror.compare(index, sample).problems()
+        except MilvusError as err:
+            found.append(str(err))
+        finally:
+            index.close()
+        return found
+
+    @classmethod
+    def repair(cls, path: str | Path) -> int:
+        """Make the Milvus collection hold exactly the live version; returns documents fixed."""
+        with versions.lock(Path(path)):
+            index = cls.load(path)
+            if index.backend is None:
+                return 0
+            try:
+                ids = mirror.pending(Path(path)) + mirror.compare(index).ids()
+                ids = list(dict.fromkeys(ids))
+                mirror.reconcile(index, ids)
+                mirror.clear(Path(path))
+            finally:
+                index.close()
+            return len(ids)

@@ -139,10 +139,9 @@ class SemanticHasher:
     def first_blocks(self, n_bits: int) -> SemanticHasher:
         """The hasher made of the first blocks that add up to ``n_bits``.
 
-        Each block has its own seed and the refinement's teachers are the same blocks
-        (real or helpers) whatever the code length, so this is exactly what a hasher
-        of ``n_bits`` with this configuration learns: one training serves every
-        shorter whole-block length.
+        Each block has its own seed, so where the refinement's teachers are the same
+        blocks (real or helpers) this is exactly what a hasher of ``n_bits`` with this
+        configuration learns: one training serves every such shorter length.
         """
         if not self.covers(n_bits):
             raise ValueError(f"{n_bits} bits are not the first blocks of {self.block_sizes()}")
@@ -158,8 +157,10 @@ class SemanticHasher:
         """Whether :meth:`first_blocks` can give ``n_bits`` (known before training)."""
         if n_bits > self.n_bits:
             return False
-        trained = replace(self.plan(), n_bits=n_bits).trainer_sizes()
-        return self.plan().trainer_sizes()[: len(trained)] == trained
+        shorter, plan = replace(self.plan(), n_bits=n_bits), self.plan()
+        same_teachers = shorter.n_teachers() == plan.n_teachers()
+        trained = shorter.trainer_sizes()
+        return same_teachers and plan.trainer_sizes()[: len(trained)] == trained
 
     def block_sizes(self) -> list[int]:
         """Bits of each code block, in code order."""

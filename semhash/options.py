@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from semhash.index.planner import ENGINES
-
+ENGINES = ("auto", "scan", "buckets", "mih")  # the exact Hamming searches
 TWO_STAGE = "two-stage"
 SEARCH_ENGINES = (*ENGINES, TWO_STAGE)
 RANKS = ("fused", "hamming", "cosine", "dense")

@@ -101,8 +101,10 @@ def create_app(
 ) -> Starlette:
     """The ASGI application serving ``index`` (an index folder is followed as it changes)."""
     limits = limits or Limits()
-    folder = None if isinstance(index, SemanticIndex) else Path(index)
-    live = _Live(index if folder is None else SemanticIndex.load(folder), folder)
+    if isinstance(index, SemanticIndex):
+        live = _Live(index, None)
+    else:
+        live = _Live(SemanticIndex.load(index), Path(index))
     page = resources.files("semhash").joinpath("page.html").read_text(encoding="utf-8")
     policy = _content_policy(page)
     pending = 0

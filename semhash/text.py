@@ -26,13 +26,19 @@ _QUOTE_LINE = re.compile(r"(writes:|wrote:|says:|said:|^In article|^Quoted from|
 def strip_newsgroup_boilerplate(text: str) -> str:
     r"""Drop a Usenet post's headers, signature and quoted replies.
 
-    Headers are everything before the first blank line, the signature starts at
-    the last line made only of dashes, quoted lines match the usual reply markers.
+    Headers are everything before the first blank line (as scikit-learn strips
+    them), the signature starts at the last line made only of dashes, quoted lines
+    match the usual reply markers.  A text with no blank line has no headers: a typed
+    query keeps its words.
 
-    >>> strip_newsgroup_boilerplate("From: a\\n\\n> quoted\\nbody\\n--\\nsig")
+    >>> strip_newsgroup_boilerplate("From: a\n\n> quoted\nbody\n--\nsig")
     'body'
+    >>> strip_newsgroup_boilerplate("nasa shuttle launch")
+    'nasa shuttle launch'
     """
-    _, blank, body = text.partition("\n\n")
+    head, blank, body = text.partition("\n\n")
+    if not blank:
+        body = head
     lines = body.strip().split("\n")
     for line_no in range(len(lines) - 1, 0, -1):
         if lines[line_no].strip().strip("-") == "":
@@ -92,7 +98,7 @@ class Vectorizer:
         except ValueError as err:  # every word was a stop word, or too rare
             raise ValueError(f"cannot build a vocabulary: {err}") from None
         self.vocabulary_ = list(counter.get_feature_names_out())
-        self._columns = None
+        self._columns: dict[str, int] | None = None
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
         self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32)
         return self
@@ -160,9 +166,10 @@ class Vectorizer:
         """``word -> column`` (None for an unknown word), made once from the vocabulary."""
         if not self.vocabulary_:
             raise RuntimeError("the vectorizer is not fitted")
-        if getattr(self, "_columns", None) is None:
-            self._columns = {word: i for i, word in enumerate(self.vocabulary_)}
-        return self._columns.get
+        columns = getattr(self, "_columns", None)
+        if columns is None:
+            columns = self._columns = {word: i for i, word in enumerate(self.vocabulary_)}
+        return columns.get
 
 
 SNIPPET_CHARS = 160

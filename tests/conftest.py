@@ -35,7 +35,7 @@ def newsgroups_sample(newsgroups: Corpus) -> Corpus:
 
 def small_config(n_bits: int = 16, epochs: int = 8, seed: int = 0) -> HasherConfig:
     """A configuration that trains in seconds on a couple of thousand documents."""
-    recipe = Recipe(n_neighbours=20, code_neighbours=60, batch_size=64, noise_warmup=5)
+    recipe = Recipe(n_neighbours=20, code_neighbours=60, batch_size=64, lr=3e-3, noise_warmup=5)
     return HasherConfig(n_bits=n_bits, seed=seed, epochs=epochs, recipe=recipe)
 
 

@@ -113,6 +113,24 @@ def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
         "I think the engine is fine.\n--\nSomeone, Example Corp"
     )
     assert strip_newsgroup_boilerplate(post) == "I think the engine is fine."
+    # A typed query has no header block: its words stay (they were all dropped before).
+    assert strip_newsgroup_boilerplate("nasa space shuttle") == "nasa space shuttle"
+
+
+def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(newsgroups) -> None:
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from semhash.text import Vectorizer, heading, snippet, title
+
+    texts = newsgroups.texts[:500] + ["", "Ünïcode wörds and_under_scores 42 x", "a b"]
+    vectorizer = Vectorizer().fit(newsgroups.texts[:500])
+    columns = {word: i for i, word in enumerate(vectorizer.vocabulary_)}
+    expected = CountVectorizer(vocabulary=columns, dtype=np.float32).transform(texts)
+    assert (vectorizer.counts(texts) != expected).nnz == 0
+    for text in texts:
+        assert heading(text) == (title(text), snippet(text))
+    assert heading("Subject: hi\nFrom: x\n\nthe body") == ("hi", "the body")
 
 
 def test_csv_with_header_labels_and_extra_columns(tmp_path) -> None:

@@ -70,12 +70,15 @@ def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
     assert training_plan(plain, [128, 16, 64, 32]) == {16: [16], 128: [32, 64, 128]}
     assert training_plan(plain, [32, 40]) == {40: [32, 40]}
     assert training_plan(with_recipe(plain, block_bits=0), [32, 64]) == {32: [32], 64: [64]}
-    # A refined 32-bit code trains a 32-bit helper, but a 40-bit code's second block is 8;
-    # a 16-bit code's helper is a whole 32-bit block, so 32 bits do not give 16.
-    refined = with_recipe(plain, refinements=1)
+    # With helpers, a refined 32-bit code trains a 32-bit helper, but a 40-bit code's second
+    # block is 8; a 16-bit code's helper is a whole 32-bit block, so 32 bits do not give 16.
+    refined = with_recipe(plain, refinements=1, helpers=True)
     assert training_plan(refined, [32, 40, 64]) == {64: [32, 64], 40: [40]}
     assert training_plan(refined, [16, 32]) == {16: [16], 32: [32]}
     assert SemanticHasher(replace(refined, n_bits=16)).plan().trainer_sizes() == [16, 32]
+    # Without helpers a 32-bit code is its own teacher, unlike the 64-bit code's first block.
+    alone = with_recipe(refined, helpers=False)
+    assert training_plan(alone, [32, 64, 128]) == {32: [32], 128: [64, 128]}
 
 
 def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:

@@ -11,7 +11,7 @@ import pytest
 from semhash.codes import hamming, pack
 from semhash.index import DenseIndex, HammingBuckets, LinearScan, popcount
 from semhash.index.base import Hits
-from semhash.index.planner import ENGINES
+from semhash.options import ENGINES
 
 DATA = Path(__file__).parent / "data"
 

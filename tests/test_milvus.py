@@ -122,3 +122,105 @@ def test_a_filter_is_never_ignored(saved_index) -> None:
     for options in ({"rank": "dense"}, {"engine": "scan"}, {}):
         with pytest.raises(QueryError, match="filters need the Milvus backend"):
             local.search(["space"], filter='labels like "%x%"', **options)
+
+
+def _mirrored(saved_index, folder, uri):
+    from semhash import SemanticIndex
+
+    index = SemanticIndex.load(saved_index)
+    index.use_milvus(uri, "docs")
+    index.save(folder)
+    index.close()
+    return folder
+
+
+def _equal_to_brute_force(folder) -> None:
+    from semhash import SemanticIndex
+
+    index = SemanticIndex.load(folder)
+    queries = ["space shuttle launch", "gun control", "windows drivers"]
+    for found, row in zip(
+        index.search(queries, k=15, rank="hamming"),
+        hamming(index.hasher.encode(queries), index.codes),
+        strict=True,
+    ):
+        best = sorted(zip(row.tolist(), index.ids, strict=True))[:15]  # ties by id
+        assert [(r.score, r.id) for r in found] == [(float(d), i) for d, i in best]
+    index.close()
+
+
+def test_check_compares_milvus_and_a_crashed_change_is_completed(saved_index, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from semhash import Corpus, SemanticIndex
+    from semhash.cli import main
+    from semhash.store import mirror
+
+    folder = _mirrored(saved_index, tmp_path / "idx", str(tmp_path / "m.db"))
+    assert SemanticIndex.check(folder) == []
+    crashed = SemanticIndex.load(folder)  # a writer that dies before saving
+    crashed.add(Corpus(["new-1", "new-2"], ["nasa orbit", "gun law"], [(), ()], ["", ""]))
+    crashed.remove([crashed.ids[0]])
+    crashed.close()
+    found = SemanticIndex.check(folder)
+    assert any(mirror.INTENT in p for p in found)
+    assert any("2 document(s) only in Milvus: 'new-1', 'new-2'" in p for p in found)
+    assert any("1 document(s) missing from Milvus" in p for p in found)
+    with SemanticIndex.update(folder):  # the next writer completes it first
+        pass
+    assert SemanticIndex.check(folder) == []
+    _equal_to_brute_force(folder)
+
+    live = SemanticIndex.load(folder)  # a code changed behind the index's back, no intent
+    live.milvus.upsert([live.ids[3]], np.asarray(live.codes[4:5]) ^ np.uint64(1), [()])
+    live.close()
+    assert "1 document(s) with another code in Milvus" in SemanticIndex.check(folder)[0]
+    assert SemanticIndex.check(folder, sample=2) in ([], SemanticIndex.check(folder))
+    result = CliRunner().invoke(main, ["check", str(folder), "--repair"])
+    assert result.exit_code == 0, result.output
+    assert SemanticIndex.check(folder) == []
+
+
+WRITER = """
+import sys, time
+from semhash import Corpus, SemanticIndex
+folder = sys.argv[1]
+SemanticIndex.load(folder).milvus  # connected: killing may start
+print("ready", flush=True)
+for i in range(10**6):
+    ids = [f"k{i}-{j}" for j in range(3)]
+    with SemanticIndex.update(folder) as index:
+        texts = ["nasa orbit launch", "gun law", "windows driver"]
+        index.add(Corpus(ids, texts, [()] * 3, [""] * 3))
+    with SemanticIndex.update(folder) as index:
+        index.remove(ids[:2])
+"""
+
+
+def test_fifty_kills_of_a_writer_leave_milvus_and_the_index_agreeing(saved_index, tmp_path) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from semhash import SemanticIndex
+
+    folder = _mirrored(saved_index, tmp_path / "idx", str(tmp_path / "m.db"))
+    rng = random.Random(0)
+    for kill in range(50):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 1.5))
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        if kill % 2:
+            SemanticIndex.repair(folder)
+        else:
+            with SemanticIndex.update(folder):  # the next writer
+                pass
+        assert SemanticIndex.check(folder) == [], kill
+    _equal_to_brute_force(folder)

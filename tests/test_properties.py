@@ -16,7 +16,7 @@ from hypothesis.extra.numpy import arrays
 from semhash import CorpusError, HammingBuckets, IndexFormatError, LinearScan, SemanticIndex
 from semhash.codes import flip_masks, hamming, n_words, pack, unpack
 from semhash.corpus import load_corpus
-from semhash.index.planner import ENGINES
+from semhash.options import ENGINES
 
 TINY = Path(__file__).parent / "data" / "index-v2"
 bits = st.integers(1, 128)

@@ -90,14 +90,15 @@ def live_server(trained_index):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_search_page_in_a_real_browser(live_server, trained_index) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(live_server)
-        page.wait_for_function("document.getElementById('about').textContent.includes('documents')")
+        # The page runs under its Content-Security-Policy: waits use locators, not eval.
+        expect(page.locator("#about")).to_contain_text("documents")
         page.fill("#q", "nasa space shuttle launch orbit")
         page.press("#q", "Enter")
         page.wait_for_selector("#results li")
@@ -110,7 +111,7 @@ def test_search_page_in_a_real_browser(live_server, trained_index) -> None:
 
         first = items.first.get_attribute("data-id")
         items.first.locator("a.more").click()  # "more like this": search by that document
-        page.wait_for_function(f"document.getElementById('status').textContent.includes({first!r})")
+        expect(page.locator("#status")).to_contain_text(first)
         page.wait_for_selector("#results li")
         like = [r.id for r in trained_index.similar(first, k=20)]
         assert page.locator("#results li").first.get_attribute("data-id") == like[0]

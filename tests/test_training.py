@@ -91,6 +91,10 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
     assert saved_before.epochs is None  # retrains as it did: its epochs, no minimum, no cap
     assert saved_before.recipe.min_steps == saved_before.recipe.max_steps == 0
     assert saved_before.recipe.epochs == 30 and saved_before.recipe.hidden == 32
+    assert saved_before.recipe.helpers  # every recipe before version 4 trained helpers
+    version_3 = {k: v for k, v in Recipe().to_dict().items() if k != "helpers"}
+    assert Recipe.from_dict({**version_3, "version": 3}).helpers
+    assert not Recipe.from_dict(Recipe().to_dict()).helpers
 
 
 def test_a_recipe_file_changes_named_fields_and_refuses_unknown_ones(tmp_path) -> None:
@@ -189,7 +193,7 @@ def test_a_corpus_of_long_documents_drops_more_words(newsgroups_sample, caplog) 
 
 def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = with_recipe(small_config(epochs=6), refinements=1, code_neighbours=30)
+    config = with_recipe(small_config(epochs=6), refinements=1, code_neighbours=30, helpers=True)
     hasher = SemanticHasher(config).fit(texts, progress=False)
     history = hasher.history
     assert len(history.train_loss) == 6  # the epochs shared by the two stages; no helper's
@@ -209,7 +213,9 @@ def test_refinement_trains_on_in_a_second_stage(newsgroups_sample) -> None:
 
 def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) -> None:
     texts = newsgroups_sample.split("train").texts[:800]
-    config = with_recipe(small_config(n_bits=20, epochs=3), block_bits=8, refinements=1)
+    config = with_recipe(
+        small_config(n_bits=20, epochs=3), block_bits=8, refinements=1, helpers=True
+    )
     long = SemanticHasher(config).fit(texts, progress=False)
     short = SemanticHasher(replace(config, n_bits=8)).fit(texts, progress=False)
     assert long.block_sizes() == [8, 8, 4]
@@ -226,6 +232,10 @@ def test_long_codes_are_blocks_of_separately_seeded_models(newsgroups_sample) ->
     assert read_off.history.train_loss == short.history.train_loss
     with pytest.raises(ValueError, match="12 bits are not the first blocks of"):
         long.first_blocks(12)
+    # Without helpers an 8-bit code's only teacher is itself: the long training differs.
+    alone = SemanticHasher(with_recipe(config, helpers=False))
+    assert alone.covers(16) and not alone.covers(8)
+    assert alone.plan().trainer_sizes() == [8, 8, 4]
     scores = long.word_scores(codes[:3])
     assert scores.shape == (3, long.vectorizer.vocab_size)
     assert np.allclose(np.exp(scores).sum(axis=1), 1.0, atol=1e-4)  # one distribution per code

@@ -43,15 +43,26 @@ def info(index_dir: Path, as_json: bool) -> None:
 @main.command()
 @click.argument("index_dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@click.option(
+    "--sample", type=click.IntRange(min=1),
+    help="Milvus backend: compare the codes of this many documents (seeded), not all.",
+)  # fmt: skip
+@click.option(
+    "--repair", is_flag=True, help="Milvus backend: make the collection hold the live version."
+)
 @user_errors
-def check(index_dir: Path, as_json: bool) -> None:
+def check(index_dir: Path, as_json: bool, sample: int | None, repair: bool) -> None:
     """Verify every file's checksum and that codes, buckets and documents agree.
 
-    Exits 1 and prints one line per problem when anything is wrong.
+    With a Milvus backend, also that the collection holds the same ids and codes as
+    the live version.  Exits 1 and prints one line per problem when anything is wrong.
 
-    Example: semhash check index/
+    Example: semhash check index/ --sample 10000
     """
-    found = SemanticIndex.check(index_dir)
+    if repair:
+        fixed = SemanticIndex.repair(index_dir)
+        click.echo(f"{index_dir}: Milvus brought to the live version ({fixed} documents)", err=True)
+    found = SemanticIndex.check(index_dir, sample)
     if as_json:
         click.echo(json.dumps({"index": str(index_dir), "ok": not found, "problems": found}))
     for problem in found:

@@ -20,8 +20,9 @@ from numba import njit, prange
 from semhash.codes import flip_masks, n_probes
 from semhash.index.base import FEW, Hits, check_k
 from semhash.index.mih import MultiIndexHashing
-from semhash.index.planner import ENGINES, Plan, Profile, choose
+from semhash.index.planner import Plan, Profile, choose
 from semhash.index.scan import LinearScan
+from semhash.options import ENGINES
 
 _MAX_PROBES = 2_000_000  # flip masks held in memory for one probing radius
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)

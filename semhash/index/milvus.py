@@ -72,6 +72,16 @@ class MilvusCodes:
                 f"{self.uri}: collection {self.collection!r} holds {found}, not {self.n_bits}-bit"
             )
 
+    def close(self) -> None:
+        """Let go of the server; Milvus Lite's file is then free for another process."""
+        self.client.close()
+        if not self.uri.startswith(("http://", "https://", "tcp://")):
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+            except ImportError:
+                return
+            server_manager_instance.release_server(self.uri)
+
     def __len__(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
@@ -80,14 +90,38 @@ class MilvusCodes:
         self, ids: Sequence[str], codes: np.ndarray, labels: Sequence[Sequence[str]]
     ) -> None:
         """Write documents; an id already there is replaced."""
-        width = self.n_bits // 8
-        as_bytes = np.ascontiguousarray(codes, dtype="<u8").view(np.uint8)[:, :width]
         for start in range(0, len(ids), _BATCH):
             rows = [
-                {"id": ids[i], "code": as_bytes[i].tobytes(), "labels": ";".join(labels[i])}
+                {"id": ids[i], "code": self.as_bytes(codes[i]), "labels": ";".join(labels[i])}
                 for i in range(start, min(start + _BATCH, len(ids)))
             ]
             self.client.upsert(self.collection, rows)
+
+    def as_bytes(self, code: np.ndarray) -> bytes:
+        """One packed code (uint64 words) as the collection stores it."""
+        words = np.ascontiguousarray(code, dtype="<u8").reshape(-1)
+        return words.view(np.uint8)[: self.n_bits // 8].tobytes()
+
+    def ids(self) -> list[str]:
+        """Every id in the collection."""
+        found: list[str] = []
+        iterator = self.client.query_iterator(
+            self.collection, batch_size=_BATCH, filter="", output_fields=["id"]
+        )
+        while rows := iterator.next():
+            found += [row["id"] for row in rows]
+        iterator.close()
+        return found
+
+    def codes_of(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored code of each of ``ids`` found in the collection."""
+        out: dict[str, bytes] = {}
+        for start in range(0, len(ids), _BATCH):
+            part = list(ids[start : start + _BATCH])
+            for row in self.client.get(self.collection, ids=part, output_fields=["code"]):
+                code = row["code"]
+                out[row["id"]] = bytes(code[0] if isinstance(code, list) else code)
+        return out
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:

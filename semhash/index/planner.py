@@ -19,8 +19,6 @@ from semhash.index.base import FEW
 from semhash.index.mih import MAX_SUBSTRING_BITS, substring_spans, substrings
 from semhash.index.popcount import kernel
 
-ENGINES = ("auto", "scan", "buckets", "mih")
-
 # Seconds per operation and query, fitted to the search benchmark's timings (2 cores).
 SCAN_PER_CODE = {  # by kernel, then uint64 words per code; batches of >= 32 queries
     "avx512": {1: 0.065e-9, 2: 0.095e-9},

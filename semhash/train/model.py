@@ -149,12 +149,12 @@ class SemanticHashingAutoencoder(nn.Module):
             return self.encode(
                 csr_tensor(offsets, words, weights, (len(offsets) - 1, self.config.vocab_size))
             )
-        first = self.encoder[1]
+        first: BagOfWordsLinear = self.encoder[1]  # type: ignore[assignment]
         hidden = F.embedding_bag(
             words, first.weight, offsets, mode="sum", per_sample_weights=weights,
             include_last_offset=True,
         ) + first.bias  # fmt: skip
-        for layer in self.encoder[2:]:
+        for layer in list(self.encoder)[2:]:
             hidden = layer(hidden)
         return torch.sigmoid(hidden)
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,18 @@ class Recipe:
     # Long codes as blocks; rounds that find the neighbours again by the codes.
     block_bits: int = 32  # bits per separately trained block (0: one model for all bits)
     refinements: int = 2  # rounds after the first, each with neighbours found by codes
-    refine_blocks: int = 2  # blocks whose codes find those neighbours (helpers if missing)
+    refine_blocks: int = 2  # blocks whose codes find those neighbours (of those there are)
+    helpers: bool = False  # a shorter code trains extra blocks to have refine_blocks
     code_neighbours: int = 100  # neighbours found by the codes in each refinement
     candidate_factor: int = 3  # ... among this many times as many TF-IDF neighbours
     later_neighbour_share: float = 0.5  # blocks past the teachers: nearest share of each list
     recalibrate_norms: bool = True  # measure the batch norms again on whole documents
     # The optimiser.
-    epochs: int = 90  # per block, shared by the rounds
-    min_steps: int = 3000  # a small corpus trains more epochs to make this many steps
-    max_steps: int = 20_000  # a large corpus trains fewer epochs to stay within this many
-    batch_size: int = 128
-    lr: float = 3e-3
+    epochs: int = 60  # per block, shared by the rounds
+    min_steps: int = 750  # a small corpus trains more epochs to make this many steps
+    max_steps: int = 5000  # a large corpus trains fewer epochs to stay within this many
+    batch_size: int = 512
+    lr: float = 9e-3
     noise_std: float = 8.0  # Gaussian noise added to the code units before the sigmoid
     noise_warmup: int = 10  # epochs over which the noise ramps up from 0
     balance_weight: float = 1.0  # penalty keeping each bit's mean near 0.5
@@ -111,8 +112,12 @@ class Recipe:
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(state) - known):
             raise ValueError(f"{source}: unknown recipe field {unknown[0]!r}")
-        if state.get("version", RECIPE_VERSION) > RECIPE_VERSION:
+        version = state.get("version", RECIPE_VERSION)
+        if version > RECIPE_VERSION:
             raise ValueError(f"{source}: recipe version {state['version']} is newer than this")
+        for since, fields_then in _ADDED.items():  # what older recipes trained with
+            if version < since:
+                state = {**fields_then, **state}
         return cls(**state)
 
     @classmethod
@@ -140,6 +145,7 @@ _BEFORE = {
     "block_bits": 0,
     "refinements": 0,
     "refine_blocks": 1,
+    "helpers": True,
     "neighbour_fraction": 0.0,
     "candidate_factor": 0,
     "dropout_keep_words": 0.0,
@@ -149,6 +155,8 @@ _BEFORE = {
     "ema_decay": 0.0,
     "max_steps": 0,
 }
+# Fields added by a recipe version, with the value every earlier recipe trained with.
+_ADDED = {4: {"helpers": True}}
 _RETIRED = {"deep_decoder": False, "weight_decay": 0.0, "decorrelation_weight": 0.0}
 
 

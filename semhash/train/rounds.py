@@ -5,7 +5,7 @@ own seed (``seed + 1000 * block``); their Hamming distances add up like an
 ensemble's votes.  The first round trains every block towards its document's
 words mixed with its nearest TF-IDF neighbours'; each refinement finds the
 neighbours again by the codes of the first ``refine_blocks`` blocks (the
-teachers; a shorter code trains the missing ones as helpers), chosen among the
+teachers; with ``helpers``, a shorter code trains the missing ones), chosen among the
 TF-IDF candidates, and trains on towards both neighbourhoods.  The epochs are
 shared evenly by the rounds, and each block's optimiser carries over.
 """
@@ -48,7 +48,7 @@ class Plan:
         return [block] * whole + ([rest] if rest else [])
 
     def trainer_sizes(self) -> list[int]:
-        """Bits of each block trained: the code's, then helpers of a whole block's size."""
+        """Bits of each block trained: the code's, then any helpers of a whole block's size."""
         sizes = self.block_sizes()
         helper = max(sizes[0], self.recipe.block_bits)
         return sizes + [helper] * max(0, self.n_teachers() - len(sizes))
@@ -59,8 +59,14 @@ class Plan:
         return min(rounds, self.epochs or self.recipe.epochs)
 
     def n_teachers(self) -> int:
-        """How many blocks find the refinement's code neighbours (0: no refinement)."""
-        return self.recipe.refine_blocks if self.n_stages() > 1 else 0
+        """How many blocks find the refinement's code neighbours (0: no refinement).
+
+        ``refine_blocks`` of them, or without helpers, as many of those as the code has.
+        """
+        if self.n_stages() <= 1:
+            return 0
+        wanted = self.recipe.refine_blocks
+        return wanted if self.recipe.helpers else min(wanted, len(self.block_sizes()))
 
     def block_seed(self, block: int) -> int:
         """Block ``block``'s own seed: its initial weights and its batches."""
