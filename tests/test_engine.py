@@ -120,3 +120,20 @@ def test_unknown_engine_and_two_stage_with_a_radius_are_refused(trained_index) -
         trained_index.search(["space"], engine="fast")
     with pytest.raises(QueryError, match="two-stage search takes no radius"):
         trained_index.search(["space"], radius=2, engine="two-stage")
+
+
+def test_a_few_rows_encode_in_numpy_as_torch_does(trained_index) -> None:
+    """Queries take the folded numpy path; documents in bulk the torch one: same units."""
+    from semhash.train.loop import sparse
+
+    vectorizer = trained_index.hasher.vectorizer
+    rows = vectorizer.weight(vectorizer.counts(trained_index.texts[:40] + ["nasa orbit"]))
+    for model in trained_index.hasher.models:
+        bulk = model.encode(sparse(rows)).numpy()
+        few = np.vstack(
+            [
+                model.encode_few(r.indptr, r.indices, r.data)
+                for r in (rows[i : i + 1] for i in range(41))
+            ]
+        )
+        assert np.allclose(few, bulk, atol=1e-5)

@@ -284,7 +284,13 @@ def encode_units(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np
     return np.concatenate(parts) if parts else np.zeros((0, model.config.n_bits), np.float32)
 
 
+FEW_ROWS = 16  # rows encoded in numpy, with the batch norms folded in
+
+
 def _encode_rows(model: SemanticHashingAutoencoder, rows: sp.csr_matrix) -> np.ndarray:
+    if rows.shape[0] <= FEW_ROWS and not model.training:
+        units = model.encode_few(rows.indptr, rows.indices, rows.data.astype(np.float32))
+        return units.astype(np.float32)
     return model.encode_bags(
         torch.from_numpy(rows.indptr.astype(np.int64)),
         torch.from_numpy(rows.indices.astype(np.int64)),
