@@ -168,10 +168,14 @@ class HammingBuckets:
             if n_probes(self.n_bits, limit) > _MAX_PROBES:  # a forced probe this wide: scan
                 return self.scan.search(queries, k, radius)
         masks, starts = self._masks_up_to(limit)
-        probe = _probe if len(queries) >= FEW else _probe_serial
-        positions, distances, complete = probe(
-            queries, masks, starts, k, radius is not None,
-            self.keys_, self.bucket_codes_, self.offsets_, self.members_,
+        nq = len(queries)
+        positions = np.full((nq, k), -1, np.int64)
+        distances = np.full((nq, k), -1, np.int32)
+        complete = np.zeros(nq, np.bool_)
+        probe = _probe_all if nq >= FEW else _probe_few
+        probe(
+            queries, masks, starts, k, radius is not None, self.keys_, self.bucket_codes_,
+            self.offsets_, self.members_, (positions, distances, complete),
         )  # fmt: skip
         short = np.flatnonzero(~complete)
         if len(short):
@@ -245,40 +249,28 @@ def _probe_one(query, masks, starts, k, whole_radius, keys, bucket_codes, offset
 
 
 @njit(parallel=True, cache=True)
-def _probe(queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members):
-    """Probe radius 0, 1, ... of each query's code; ``(nq, k)`` positions, distances, complete.
+def _probe_all(queries, masks, starts, k, whole_radius, keys, codes, offsets, members, out):
+    """Probe radius 0, 1, ... of each query's code into ``out`` = (positions, distances, complete).
 
     A query stops after the first radius that brings its count to ``k`` (or, with
     ``whole_radius``, after the last one); found documents are sorted by (distance,
     position).  ``complete`` is False where fewer than ``k`` turned up and the
     caller must look further.
     """
-    nq = queries.shape[0]
-    positions = np.full((nq, k), -1, np.int64)
-    distances = np.full((nq, k), -1, np.int32)
-    complete = np.zeros(nq, np.bool_)
-    for q in prange(nq):
-        _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
-                positions, distances, complete)  # fmt: skip
-    return positions, distances, complete
+    for q in prange(queries.shape[0]):
+        _answer(q, queries, masks, starts, k, whole_radius, keys, codes, offsets, members, out)
 
 
 @njit(cache=True)
-def _probe_serial(queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members):
-    """:func:`_probe` on this thread: a few queries do not wait for busy cores to wake."""
-    nq = queries.shape[0]
-    positions = np.full((nq, k), -1, np.int64)
-    distances = np.full((nq, k), -1, np.int32)
-    complete = np.zeros(nq, np.bool_)
-    for q in range(nq):
-        _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
-                positions, distances, complete)  # fmt: skip
-    return positions, distances, complete
+def _probe_few(queries, masks, starts, k, whole_radius, keys, codes, offsets, members, out):
+    """:func:`_probe_all` on this thread: a few queries do not wait for busy cores to wake."""
+    for q in range(queries.shape[0]):
+        _answer(q, queries, masks, starts, k, whole_radius, keys, codes, offsets, members, out)
 
 
 @njit(cache=True)
-def _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members,
-            positions, distances, complete):  # fmt: skip
+def _answer(q, queries, masks, starts, k, whole_radius, keys, bucket_codes, offsets, members, out):
+    positions, distances, complete = out
     n = len(members)
     found = _probe_one(
         queries[q], masks, starts, k, whole_radius, keys, bucket_codes, offsets, members
