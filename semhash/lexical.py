@@ -96,24 +96,25 @@ class TermCounts:
 
 @njit(cache=True, nogil=True)
 def _bm25(indptr, ids, counts, lengths, mean_length, words, idf, candidates):  # pragma: no cover
-    """Each candidate's row and the sorted query words, walked together once."""
+    """Each query word looked up by binary search in each candidate's sorted row."""
     scores = np.zeros(len(candidates), dtype=np.float32)
     for i in range(len(candidates)):
         d = candidates[i]
         if d < 0:
             continue
-        at, stop, j = indptr[d], indptr[d + 1], 0
+        start, stop = indptr[d], indptr[d + 1]
         norm = K1 * (1.0 - B + B * lengths[d] / max(mean_length, 1e-9))
         total = 0.0
-        while at < stop and j < len(words):
-            if ids[at] < words[j]:
-                at += 1
-            elif ids[at] > words[j]:
-                j += 1
-            else:
-                tf = counts[at]
+        for j in range(len(words)):
+            low, high = start, stop
+            while low < high:  # the first position whose id is >= the word
+                middle = (low + high) // 2
+                if ids[middle] < words[j]:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low < stop and ids[low] == words[j]:
+                tf = counts[low]
                 total += idf[j] * tf * (K1 + 1.0) / (tf + norm)
-                at += 1
-                j += 1
         scores[i] = total
     return scores

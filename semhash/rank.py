@@ -53,5 +53,8 @@ def fused_scores(
 
 def best_first(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best candidates and their scores, highest first, ties by position."""
-    order = np.lexsort((candidates, -scores))[:k]
+    chosen = np.arange(len(scores))
+    if len(scores) > k:  # only those scoring at least the k-th best need sorting
+        chosen = np.flatnonzero(scores >= np.partition(scores, len(scores) - k)[len(scores) - k])
+    order = chosen[np.lexsort((candidates[chosen], -scores[chosen]))][:k]
     return candidates[order], scores[order]
