@@ -237,8 +237,7 @@ class SemanticIndex:
     def terms(self) -> TermCounts:
         """The indexed documents' word counts (an index saved without them counts its texts)."""
         if self._terms is None or len(self._terms) != len(self):
-            texts = [r.text for r in self.docs.records()]
-            self._terms = TermCounts(self.hasher.vectorizer.counts(texts))
+            self._terms = TermCounts(self.hasher.vectorizer.counts(self.texts))
         return self._terms
 
     def search(

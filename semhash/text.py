@@ -77,6 +77,7 @@ class Vectorizer:
         self.config = config or VectorizerConfig()
         self.vocabulary_: list[str] = []
         self.idf_: np.ndarray = np.zeros(0, dtype=np.float32)
+        self._columns: dict[str, int] | None = None  # word -> column, made on first count
 
     @property
     def vocab_size(self) -> int:
@@ -98,7 +99,7 @@ class Vectorizer:
         except ValueError as err:  # every word was a stop word, or too rare
             raise ValueError(f"cannot build a vocabulary: {err}") from None
         self.vocabulary_ = list(counter.get_feature_names_out())
-        self._columns: dict[str, int] | None = None
+        self._columns = None
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
         self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32)
         return self
@@ -166,7 +167,7 @@ class Vectorizer:
         """``word -> column`` (None for an unknown word), made once from the vocabulary."""
         if not self.vocabulary_:
             raise RuntimeError("the vectorizer is not fitted")
-        columns = getattr(self, "_columns", None)
+        columns = self._columns
         if columns is None:
             columns = self._columns = {word: i for i, word in enumerate(self.vocabulary_)}
         return columns.get
