@@ -1,6 +1,7 @@
-"""Builds the optional C popcount kernel; everything else is in pyproject.toml.
+"""Builds the optional C extensions; everything else is in pyproject.toml.
 
-Without a C compiler the build goes on and semhash uses its numba kernel instead.
+Without a C compiler the build goes on and semhash uses its numba popcount kernel and
+Python word counting instead.
 """
 
 from setuptools import Extension, setup
@@ -12,6 +13,12 @@ setup(
             ["semhash/_popcount.c"],
             extra_compile_args=["-O3", "-std=c11"],
             optional=True,
-        )
+        ),
+        Extension(
+            "semhash._tokens",
+            ["semhash/_tokens.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+            optional=True,
+        ),
     ]
 )

@@ -161,7 +161,7 @@ def blogs_row(folder: Path) -> dict:
     q_tfidf = vectorizer.weight(vectorizer.counts([texts[i] for i in queries]))
     for k in (10, 100):
         row[f"tfidf_p_at_{k}"] = cosine_precision(q_tfidf, tfidf, q_labels, db_labels, k).tie_aware
-    row["neighbour_recall"] = neighbour_recall(tfidf[:100_000])
+    row["neighbour_recall"] = neighbour_recall(tfidf)
     return row
 
 
@@ -174,10 +174,11 @@ def neighbour_recall(tfidf, k: int = 100, n_checked: int = 1000) -> float:
 
     found = approximate_neighbours(tfidf, k)
     checked = np.sort(np.random.default_rng(1).choice(tfidf.shape[0], n_checked, replace=False))
+    transposed = tfidf.T.tocsr()
     hits = 0
     for start in range(0, n_checked, 100):
         rows = checked[start : start + 100]
-        sims = (tfidf[rows] @ tfidf.T).toarray()
+        sims = (tfidf[rows] @ transposed).toarray()
         sims[np.arange(len(rows)), rows] = -np.inf
         exact = np.argpartition(-sims, k, axis=1)[:, :k]
         hits += sum(len(set(a) & set(b)) for a, b in zip(found[rows], exact, strict=True))

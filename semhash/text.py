@@ -7,8 +7,10 @@ text-hashing literature builds it.  Model input is sublinear TF-IDF, L2-normalis
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +18,14 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 from tqdm.auto import tqdm
+
+from semhash.threads import cores
+
+_Table: Any
+try:  # word counting in C (semhash/_tokens.c), built at install time where a compiler exists
+    from semhash._tokens import Table as _Table
+except ImportError:  # pragma: no cover - depends on the build
+    _Table = None
 
 _BLOCK = 2000  # documents between progress updates
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default tokens
@@ -78,6 +88,7 @@ class Vectorizer:
         self.vocabulary_: list[str] = []
         self.idf_: np.ndarray = np.zeros(0, dtype=np.float32)
         self._columns: dict[str, int] | None = None  # word -> column, made on first count
+        self._table: Any = None  # the C word table, made on first count where built
 
     @property
     def vocab_size(self) -> int:
@@ -99,7 +110,7 @@ class Vectorizer:
         except ValueError as err:  # every word was a stop word, or too rare
             raise ValueError(f"cannot build a vocabulary: {err}") from None
         self.vocabulary_ = list(counter.get_feature_names_out())
-        self._columns = None
+        self._columns = self._table = None
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
         self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32)
         return self
@@ -108,21 +119,23 @@ class Vectorizer:
         """Word counts, ``(n, vocab_size)`` float32 CSR, column indices sorted.
 
         Tokens are scikit-learn's (runs of two or more word characters, lowercased),
-        looked up in a dict: the same counts as ``CountVectorizer`` without its
-        per-call set-up, which dominated the cost of one short query.
+        looked up in the vocabulary: the same counts as ``CountVectorizer`` without
+        its per-call set-up, which dominated the cost of one short query.  The C table
+        (``semhash/_tokens.c``) does it where it is built, Python elsewhere.
         """
-        lookup = self._lookup()
-        ids: list[int] = []
-        lengths = np.zeros(len(texts), dtype=np.int64)
-        for row, text in enumerate(
-            tqdm(self._prepare(texts), desc="vectorising", unit="doc", disable=not progress,
-                 mininterval=1.0, miniters=_BLOCK)
-        ):  # fmt: skip
-            found = [i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None]
-            ids.extend(found)
-            lengths[row] = len(found)
+        table = self._c_table()
+        prepared = self._prepare(texts)
+        blocks = [prepared[start : start + _BLOCK] for start in range(0, len(prepared), _BLOCK)]
+        count = table.count if table else self._count_in_python
+        threads = min(len(blocks), cores()) if table else 1  # the C table releases the GIL
+        with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+            found = pool.map(count, blocks) if pool else map(count, blocks)
+            bar = tqdm(found, desc="vectorising", unit="block", total=len(blocks),
+                       disable=not progress)  # fmt: skip
+            parts = list(bar)
+        columns = np.frombuffer(b"".join(p[0] for p in parts), dtype=np.int32)
+        lengths = np.frombuffer(b"".join(p[1] for p in parts), dtype=np.int64)
         rows = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
-        columns = np.fromiter(ids, dtype=np.int32, count=len(ids))
         counts = sp.csr_matrix(
             (np.ones(len(columns), dtype=np.float32), (rows, columns)),
             shape=(len(texts), self.vocab_size),
@@ -162,6 +175,27 @@ class Vectorizer:
         if self.config.strip_newsgroup:
             return [strip_newsgroup_boilerplate(t) for t in texts]
         return list(texts)
+
+    def _count_in_python(self, texts: list[str]) -> tuple[bytes, bytes]:
+        """What the C table's ``count`` answers, in Python: (int32 ids, int64 lengths)."""
+        lookup = self._lookup()
+        ids: list[int] = []
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        for row, text in enumerate(texts):
+            found = [i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None]
+            ids.extend(found)
+            lengths[row] = len(found)
+        return np.array(ids, dtype=np.int32).tobytes(), lengths.tobytes()
+
+    def _c_table(self) -> Any:
+        """The C word table of the vocabulary, or None where it is not built or cannot hold it."""
+        if self._table is None and _Table is not None:
+            self._lookup()  # the same check that the vectorizer is fitted
+            try:
+                self._table = _Table(list(self.vocabulary_))
+            except ValueError:  # a word longer than the table holds
+                self._table = False
+        return self._table or None
 
     def _lookup(self) -> Any:
         """``word -> column`` (None for an unknown word), made once from the vocabulary."""

@@ -33,6 +33,15 @@ def set_threads(n: int) -> None:
     faiss.omp_set_num_threads(n)
 
 
+def cores() -> int:
+    """The threads set by :func:`set_threads`, else the cores this process may run on."""
+    if _chosen is not None:
+        return _chosen
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def use_free_cores() -> int:
     """Let torch use the cores idle right now (at least one), unless threads were set.
 

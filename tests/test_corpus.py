@@ -117,17 +117,36 @@ def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
     assert strip_newsgroup_boilerplate("nasa space shuttle") == "nasa space shuttle"
 
 
-def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(newsgroups) -> None:
+@pytest.mark.parametrize("path", ["c", "python"])
+def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
+    newsgroups, path
+) -> None:
     import numpy as np
     from sklearn.feature_extraction.text import CountVectorizer
 
+    from semhash import text as text_module
     from semhash.text import Vectorizer, heading, snippet, title
 
-    texts = newsgroups.texts[:500] + ["", "Ünïcode wörds and_under_scores 42 x", "a b"]
-    vectorizer = Vectorizer().fit(newsgroups.texts[:500])
-    columns = {word: i for i, word in enumerate(vectorizer.vocabulary_)}
-    expected = CountVectorizer(vocabulary=columns, dtype=np.float32).transform(texts)
-    assert (vectorizer.counts(texts) != expected).nnz == 0
+    if path == "c" and text_module._Table is None:  # noqa: SLF001
+        pytest.skip("the C word table (semhash/_tokens.c) is not built here")
+    unusual = [
+        "",
+        "a b",
+        "Ünïcode wörds and_under_scores 42 x",
+        "İstanbul ÇAĞ STRASSE Straße ǅemal ＡＢＣ x² ½½ ﬁnance ٣٤ ΣΊΣΥΦΟΣ naïve CAFÉ",
+        "tab\tnew\nline\x00nul " + "long" * 50,
+    ]
+    texts = newsgroups.texts[:500] + unusual + ["long" * 100]  # longer than any word held
+    for fitted_on in (newsgroups.texts[:500], unusual * 3 + newsgroups.texts[:50]):
+        vectorizer = Vectorizer().fit(fitted_on)
+        if path == "python":
+            vectorizer._table = False  # noqa: SLF001 - as where the C table is not built
+        columns = {word: i for i, word in enumerate(vectorizer.vocabulary_)}
+        expected = CountVectorizer(vocabulary=columns, dtype=np.float32).transform(texts)
+        assert (vectorizer.counts(texts) != expected).nnz == 0
+        assert (vectorizer.counts(texts[-3:]) != expected[-3:]).nnz == 0
+        if path == "c":
+            assert vectorizer._table  # noqa: SLF001 - the C table did count
     for text in texts:
         assert heading(text) == (title(text), snippet(text))
     assert heading("Subject: hi\nFrom: x\n\nthe body") == ("hi", "the body")

@@ -1,11 +1,16 @@
 """Approximate nearest TF-IDF neighbours for corpora too large for the exact search.
 
-The exact search compares every document with every other (``n^2``).  Here each
-document's candidates come from a graph index (faiss ``IndexHNSWFlat``) over a
-low-rank projection of the TF-IDF rows (truncated SVD), and the candidates
-are then ranked by their exact TF-IDF cosine, so the order among them is the
-exact search's.  Cost: about ``n log n`` for the search and ``n x candidates x
-words`` for the ranking; memory ``n x (dims + candidates)``.
+The exact search compares every document with every other.  Here a document's
+candidates are found through a pruned inverted index: each word lists only the
+``depth`` documents it weighs most in, and a document's candidates are scored by the
+words it shares with them through those lists.  The ``pool`` best candidates are then
+ranked by their exact TF-IDF cosine, so the order among them is the exact search's.
+Pruning each list to a fixed depth bounds a document's work by its number of words,
+whatever the corpus size, so the whole search grows with ``n``, not ``n^2``: a common
+word's full list would pair each of its documents with a large share of all others,
+and the documents it weighs little in are rarely anyone's nearest neighbours.
+
+Memory: the corpus twice (rows and pruned lists) and one block of candidates.
 """
 
 from __future__ import annotations
@@ -19,111 +24,147 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
+DEPTH = 3000  # documents each word's list keeps: those it weighs most in
+POOL = 1000  # candidates a document ranks exactly
+BLOCK = 65_536  # documents whose candidates are held at once
+
 
 def approximate_neighbours(
     tfidf: sp.csr_matrix,
     k: int,
-    dims: int = 512,
-    pool: int = 400,
-    ef_search: int = 400,
-    seed: int = 0,
+    depth: int = DEPTH,
+    pool: int = POOL,
     progress: bool = False,
 ) -> np.ndarray:
     """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``, found approximately.
 
-    Each row's ``max(k, pool)`` nearest in the ``dims``-dimension projection (an HNSW
-    search ``ef_search`` wide) are ranked by their exact cosine.  Returns ``(n, k)``
-    int64 neighbour positions, nearest first.
+    Returns ``(n, k)`` int64 neighbour positions, nearest first, never the row itself.
     """
     n = tfidf.shape[0]
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
-    projected = project(tfidf, dims, seed)
-    candidates = _search(projected, min(n - 1, max(k, pool)) + 1, ef_search, progress)
-    return rank_exactly(tfidf, candidates, k, progress)
-
-
-def project(tfidf: sp.csr_matrix, dims: int, seed: int) -> np.ndarray:
-    """Unit-norm rows of a truncated SVD of ``tfidf`` fitted on a sample: ``(n, dims)``."""
-    from sklearn.decomposition import TruncatedSVD
-
-    n = tfidf.shape[0]
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(n, 100_000), replace=False))
-    dims = max(1, min(dims, tfidf.shape[1] - 1))
-    svd = TruncatedSVD(dims, algorithm="randomized", n_iter=4, random_state=seed)
-    svd.fit(tfidf[sample])
-    projected = np.empty((n, dims), dtype=np.float32)
-    for start in range(0, n, 65_536):
-        projected[start : start + 65_536] = svd.transform(tfidf[start : start + 65_536])
-    norms = np.linalg.norm(projected, axis=1, keepdims=True)
-    return projected / np.maximum(norms, 1e-12)
-
-
-def _search(projected: np.ndarray, k: int, ef_search: int, progress: bool) -> np.ndarray:
-    """Each row's ``k`` nearest rows by inner product in an HNSW graph (itself included)."""
-    import faiss
-
-    n, dims = projected.shape
-    index = faiss.IndexHNSWFlat(dims, 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.add(projected)
-    index.hnsw.efSearch = max(ef_search, k)
-    found = np.empty((n, k), dtype=np.int64)
-    starts = range(0, n, 16_384)
-    for start in tqdm(starts, desc="candidates", unit="block", disable=not progress):
-        found[start : start + 16_384] = index.search(projected[start : start + 16_384], k)[1]
-    return found
-
-
-def rank_exactly(
-    tfidf: sp.csr_matrix, candidates: np.ndarray, k: int, progress: bool = False
-) -> np.ndarray:
-    """The ``k`` of each row's ``candidates`` with the highest exact TF-IDF cosine.
-
-    A row itself and faiss's -1 padding never count; ties keep the candidates' order.
-    """
-    n = candidates.shape[0]
+    rows = sp.csr_matrix(tfidf, dtype=np.float32)
+    row_arrays = (rows.indptr.astype(np.int64), rows.indices.astype(np.int64), rows.data)
+    lists = word_lists(rows, depth)
+    pool = min(n - 1, max(k, pool))
     result = np.empty((n, k), dtype=np.int64)
-    indptr, indices = tfidf.indptr.astype(np.int64), tfidf.indices.astype(np.int64)
-    data = tfidf.data.astype(np.float32)
-    starts = range(0, n, 65_536)
-    for start in tqdm(starts, desc="ranking", unit="block", disable=not progress):
-        pool = candidates[start : start + 65_536]
-        sims = _cosines(indptr, indices, data, tfidf.shape[1], start, pool)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        result[start : start + 65_536] = np.take_along_axis(pool, order, axis=1)
+    starts = range(0, n, BLOCK)
+    for start in tqdm(starts, desc="neighbours", unit="block", disable=not progress):
+        stop = min(n, start + BLOCK)
+        candidates = _candidates(*row_arrays, *lists, start, stop, pool)
+        result[start:stop] = _nearest(*row_arrays, tfidf.shape[1], start, candidates, k)
     return result
 
 
+def word_lists(rows: sp.csr_matrix, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each word's ``depth`` highest-weighted documents, as CSC arrays (indptr, rows, weights)."""
+    words = rows.indices.astype(np.int64)
+    documents = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
+    order = np.lexsort((documents, -rows.data, words))  # by word, heaviest first
+    words, documents, weights = words[order], documents[order], rows.data[order]
+    starts = np.searchsorted(words, np.arange(rows.shape[1] + 1))
+    kept = np.arange(len(words)) - starts[words] < depth
+    indptr = np.searchsorted(words[kept], np.arange(rows.shape[1] + 1)).astype(np.int64)
+    return indptr, documents[kept], weights[kept]
+
+
 @njit(parallel=True, cache=True)
-def _cosines(
+def _candidates(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    list_indptr: np.ndarray,
+    list_rows: np.ndarray,
+    list_weights: np.ndarray,
+    first: int,
+    last: int,
+    pool: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Rows ``first:last``'s ``pool`` best other rows by the scores the word lists give.
+
+    ``(last - first, pool)`` int64, in no particular order.  A row with fewer scored
+    rows than ``pool`` is filled up with unscored ones, so every row gets ``pool``
+    distinct candidates.
+    """
+    n = len(indptr) - 1
+    m = last - first
+    out = np.empty((m, pool), dtype=np.int64)
+    chunks = 64
+    for chunk in prange(chunks):
+        scores = np.zeros(n, dtype=np.float32)
+        touched = np.empty(n, dtype=np.int32)
+        for i in range(chunk * m // chunks, (chunk + 1) * m // chunks):
+            row = first + i
+            count = 0
+            for p in range(indptr[row], indptr[row + 1]):
+                word, weight = indices[p], data[p]
+                for q in range(list_indptr[word], list_indptr[word + 1]):
+                    other = list_rows[q]
+                    if scores[other] == 0:
+                        touched[count] = other
+                        count += 1
+                    scores[other] += weight * list_weights[q]
+            scores[row] = -1.0  # never itself
+            filled = 0
+            if count > pool + 1:
+                values = np.empty(count, dtype=np.float32)
+                for j in range(count):
+                    values[j] = scores[touched[j]]
+                threshold = np.partition(values, count - pool)[count - pool]
+                for j in range(count):
+                    if scores[touched[j]] > threshold:
+                        out[i, filled] = touched[j]
+                        filled += 1
+                for j in range(count):
+                    if filled < pool and scores[touched[j]] == threshold:
+                        out[i, filled] = touched[j]
+                        filled += 1
+            else:
+                for j in range(count):
+                    if touched[j] != row:
+                        out[i, filled] = touched[j]
+                        filled += 1
+            other = row
+            while filled < pool:  # too few scored: any others, each once
+                other = (other + 1) % n
+                if scores[other] == 0:
+                    out[i, filled] = other
+                    filled += 1
+            for j in range(count):
+                scores[touched[j]] = 0.0
+            scores[row] = 0.0
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _nearest(
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
     n_words: int,
     first: int,
-    pool: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
 ) -> np.ndarray:  # pragma: no cover - compiled
-    """Row ``first + i``'s dot product with each of ``pool[i]``: ``(m, c)`` float32.
+    """Row ``first + i``'s ``k`` candidates of highest exact dot product, best first.
 
-    Itself and -1 padding score -inf.
+    ``(m, k)`` int64; ties keep the candidates' order.
     """
-    m, c = pool.shape
-    sims = np.empty((m, c), dtype=np.float32)
+    m, c = candidates.shape
+    out = np.empty((m, k), dtype=np.int64)
     for i in prange(m):
         row = first + i
         query = np.zeros(n_words, dtype=np.float32)
         for p in range(indptr[row], indptr[row + 1]):
             query[indices[p]] = data[p]
+        minus_sims = np.empty(c, dtype=np.float32)
         for j in range(c):
-            other = pool[i, j]
-            if other < 0 or other == row:
-                sims[i, j] = -np.inf
-                continue
             total = np.float32(0.0)
-            for p in range(indptr[other], indptr[other + 1]):
+            for p in range(indptr[candidates[i, j]], indptr[candidates[i, j] + 1]):
                 total += data[p] * query[indices[p]]
-            sims[i, j] = total
-    return sims
+            minus_sims[j] = -total
+        order = np.argsort(minus_sims, kind="mergesort")
+        for j in range(k):
+            out[i, j] = candidates[i, order[j]]
+    return out
