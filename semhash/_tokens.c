@@ -96,7 +96,8 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwargs) {
 
 typedef struct {
     int32_t *ids;
-    Py_ssize_t fill, cap;
+    float *counts; /* beside ids once a text is tallied */
+    Py_ssize_t fill, cap, counts_cap;
 } Found;
 
 static int push(Found *f, int32_t id) {
@@ -143,6 +144,37 @@ static int count_ascii(const Table *t, const unsigned char *s, Py_ssize_t n, Fou
 
 static inline int is_word(Py_UCS4 c) { return c == '_' || Py_UNICODE_ISALNUM(c); }
 
+static int by_id(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One text's ids, f->ids[start:], sorted and made unique, their counts beside them. */
+static int tally(Found *f, Py_ssize_t start) {
+    Py_ssize_t n = f->fill - start;
+    if (n == 0) return 0;
+    if (f->cap > f->counts_cap) {
+        float *grown = realloc(f->counts, sizeof(float) * f->cap);
+        if (!grown) return -1;
+        f->counts = grown;
+        f->counts_cap = f->cap;
+    }
+    int32_t *ids = f->ids + start;
+    float *counts = f->counts + start;
+    qsort(ids, n, sizeof(int32_t), by_id);
+    Py_ssize_t unique = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (unique && ids[unique - 1] == ids[i]) {
+            counts[unique - 1] += 1.0f;
+        } else {
+            ids[unique] = ids[i];
+            counts[unique++] = 1.0f;
+        }
+    }
+    f->fill = start + unique;
+    return 0;
+}
+
 /* Tokens of an already lowered text of any kind (its kind, data and length). */
 static int count_lowered(const Table *t, int kind, const void *data, Py_ssize_t n, Found *f) {
     Py_ssize_t i = 0;
@@ -168,7 +200,9 @@ static int count_lowered(const Table *t, int kind, const void *data, Py_ssize_t 
     return 0;
 }
 
-/* count(texts) -> (ids: bytes of int32, lengths: bytes of int64), one length a text.
+/* count(texts) -> (ids, counts, lengths): each text's distinct vocabulary ids in
+ * increasing order (int32 bytes), how often each occurs (float32 bytes), and how many
+ * distinct ids each text has (int64 bytes): the arrays of a CSR matrix.
  *
  * Texts that are not ASCII are lowered first, holding the GIL; then every text is
  * split and looked up with the GIL released (the strings are immutable and held by the
@@ -199,7 +233,7 @@ static PyObject *Table_count(Table *self, PyObject *args) {
         }
     }
     int64_t *length_of = (int64_t *)PyBytes_AS_STRING(lengths);
-    Found f = {NULL, 0, 0};
+    Found f = {NULL, NULL, 0, 0, 0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t row = 0; row < n && !failed; row++) {
@@ -209,6 +243,7 @@ static PyObject *Table_count(Table *self, PyObject *args) {
             failed = count_ascii(self, PyUnicode_1BYTE_DATA(text), size, &f);
         else
             failed = count_lowered(self, PyUnicode_KIND(text), PyUnicode_DATA(text), size, &f);
+        failed = failed || tally(&f, before);
         length_of[row] = f.fill - before;
     }
     Py_END_ALLOW_THREADS
@@ -216,9 +251,15 @@ static PyObject *Table_count(Table *self, PyObject *args) {
         PyErr_NoMemory();
     } else {
         PyObject *ids = PyBytes_FromStringAndSize((const char *)f.ids, sizeof(int32_t) * f.fill);
-        if (ids) result = Py_BuildValue("(NO)", ids, lengths);
+        PyObject *counts = PyBytes_FromStringAndSize((const char *)f.counts, sizeof(float) * f.fill);
+        if (ids && counts) result = Py_BuildValue("(NNO)", ids, counts, lengths);
+        else {
+            Py_XDECREF(ids);
+            Py_XDECREF(counts);
+        }
     }
     free(f.ids);
+    free(f.counts);
 done:
     for (Py_ssize_t row = 0; row < n; row++) Py_XDECREF(held[row]);
     PyMem_Free(held);
@@ -228,8 +269,9 @@ done:
 
 static PyMethodDef Table_methods[] = {
     {"count", (PyCFunction)Table_count, METH_VARARGS,
-     "count(texts) -> (ids, lengths): the vocabulary ids of each text's tokens, in order, "
-     "as int32 bytes, and how many each text has, as int64 bytes."},
+     "count(texts) -> (ids, counts, lengths): each text's distinct vocabulary ids, "
+     "increasing (int32 bytes), their counts (float32 bytes) and how many a text has "
+     "(int64 bytes)."},
     {NULL, NULL, 0, NULL},
 };
 

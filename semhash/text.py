@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -134,14 +135,14 @@ class Vectorizer:
                        disable=not progress)  # fmt: skip
             parts = list(bar)
         columns = np.frombuffer(b"".join(p[0] for p in parts), dtype=np.int32)
-        lengths = np.frombuffer(b"".join(p[1] for p in parts), dtype=np.int64)
-        rows = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
-        counts = sp.csr_matrix(
-            (np.ones(len(columns), dtype=np.float32), (rows, columns)),
-            shape=(len(texts), self.vocab_size),
+        values = np.frombuffer(b"".join(p[1] for p in parts), dtype=np.float32)
+        lengths = np.frombuffer(b"".join(p[2] for p in parts), dtype=np.int64)
+        wide = len(columns) >= np.iinfo(np.int32).max
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64 if wide else np.int32)
+        np.cumsum(lengths, out=indptr[1:])
+        return sp.csr_matrix(
+            (values.copy(), columns.copy(), indptr), shape=(len(texts), self.vocab_size)
         )
-        counts.sum_duplicates()  # also sorts each row's columns
-        return counts
 
     def weight(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Sublinear TF-IDF rows with unit L2 norm (rows without known words stay zero)."""
@@ -176,16 +177,24 @@ class Vectorizer:
             return [strip_newsgroup_boilerplate(t) for t in texts]
         return list(texts)
 
-    def _count_in_python(self, texts: list[str]) -> tuple[bytes, bytes]:
-        """What the C table's ``count`` answers, in Python: (int32 ids, int64 lengths)."""
+    def _count_in_python(self, texts: list[str]) -> tuple[bytes, bytes, bytes]:
+        """What the C table's ``count`` answers, computed in Python.
+
+        Each text's distinct ids in increasing order (int32), their counts (float32) and
+        how many a text has (int64).
+        """
         lookup = self._lookup()
         ids: list[int] = []
+        counts: list[int] = []
         lengths = np.zeros(len(texts), dtype=np.int64)
         for row, text in enumerate(texts):
-            found = [i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None]
-            ids.extend(found)
-            lengths[row] = len(found)
-        return np.array(ids, dtype=np.int32).tobytes(), lengths.tobytes()
+            found = Counter(i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None)
+            tally = sorted(found.items())
+            ids.extend(i for i, _ in tally)
+            counts.extend(c for _, c in tally)
+            lengths[row] = len(tally)
+        as_bytes = np.array(ids, dtype=np.int32).tobytes(), np.array(counts, np.float32).tobytes()
+        return *as_bytes, lengths.tobytes()
 
     def _c_table(self) -> Any:
         """The C word table of the vocabulary, or None where it is not built or cannot hold it."""
@@ -209,7 +218,10 @@ class Vectorizer:
 
 SNIPPET_CHARS = 160
 TITLE_CHARS = 100
-_HEADER = re.compile(r"^([A-Za-z][\w.-]*): ?(.*)$")
+# Header lines, each "Name: value" or an indented continuation of the one before.
+_HEADERS = re.compile(r"[A-Za-z][\w.-]*:[^\n]*(?:\n(?:[A-Za-z][\w.-]*:|[ \t][^\S\n]*\S)[^\n]*)*")
+_SUBJECT = re.compile(r"^subject: ?(.*)$", re.IGNORECASE | re.MULTILINE | re.ASCII)
+_FIRST_LINE = re.compile(r"\s*([^\n]*)")
 
 
 def title(text: str, chars: int = TITLE_CHARS) -> str:
@@ -225,32 +237,24 @@ def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
 def heading(
     text: str, chars: int = TITLE_CHARS, snippet_chars: int = SNIPPET_CHARS
 ) -> tuple[str, str]:
-    """(title, snippet) of a document, reading only its first lines, not all of it."""
-    headers, body = split_headers(text)
-    line = headers.get("subject")
-    if not line:
-        first = body.lstrip()
-        line = first[: first.find("\n")] if "\n" in first else first
-    start = body[: 4 * snippet_chars + 64]  # enough for the snippet once spaces collapse
-    return _shorten(" ".join(line.split()), chars), _shorten(" ".join(start.split()), snippet_chars)
+    """(title, snippet) of a document, reading only its first lines, not all of it.
 
-
-def split_headers(text: str) -> tuple[dict[str, str], str]:
-    """Leading ``Name: value`` lines (two or more, as in mail and Usenet posts), and the rest."""
+    Leading ``Name: value`` lines (two or more, with their indented continuation lines,
+    as in mail and Usenet posts) are headers: the title is the Subject header, the
+    snippet starts after the headers.  Without a Subject, the title is the body's first
+    line.
+    """
     stripped = text.lstrip("\n")
-    headers: dict[str, str] = {}
-    count, at = 0, 0
-    while at <= len(stripped):
-        end = stripped.find("\n", at)
-        end = len(stripped) if end < 0 else end
-        line = stripped[at:end]
-        match = _HEADER.match(line)
-        if not (match or (count and line[:1] in (" ", "\t") and line.strip())):
-            break  # neither a header nor a header's continuation line
-        if match:
-            headers.setdefault(match.group(1).lower(), match.group(2).strip())
-        count, at = count + 1, end + 1
-    return (headers, stripped[at:]) if count >= 2 else ({}, text)
+    headers = _HEADERS.match(stripped)
+    line, body, at = "", text, 0  # the body is body[at:], not copied
+    if headers and "\n" in headers.group():
+        body, at = stripped, headers.end() + 1
+        subject = _SUBJECT.search(headers.group())
+        line = subject.group(1).strip() if subject else ""
+    if not line:
+        line = _FIRST_LINE.match(body, at).group(1)  # type: ignore[union-attr]
+    start = body[at : at + 4 * snippet_chars + 64]  # enough for the snippet once spaces collapse
+    return _shorten(" ".join(line.split()), chars), _shorten(" ".join(start.split()), snippet_chars)
 
 
 def _shorten(line: str, chars: int) -> str:

@@ -149,7 +149,28 @@ def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
             assert vectorizer._table  # noqa: SLF001 - the C table did count
     for text in texts:
         assert heading(text) == (title(text), snippet(text))
-    assert heading("Subject: hi\nFrom: x\n\nthe body") == ("hi", "the body")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Subject: hi\nFrom: x\n\nthe body", ("hi", "the body")),
+        ("\n\nsubject:  Hi  there \nFrom: x\nthe body", ("Hi there", "the body")),
+        ("From: x\n  folded\tline\nSUBJECT: late\n\nbody", ("late", "body")),
+        ("From: x\nSubject:\n\n\n  first line\nsecond", ("first line", "first line second")),
+        ("Subject: one line\nbody", ("Subject: one line", "Subject: one line body")),
+        ("From: x\nTo: y", ("", "")),
+        ("no headers\nhere", ("no headers", "no headers here")),
+        ("", ("", "")),
+    ],
+)  # fmt: skip
+def test_headings_take_the_subject_and_the_start_of_the_body(text, expected) -> None:
+    from semhash.text import heading
+
+    assert heading(text) == expected
+    long = heading("Subject: " + "word " * 100 + "\nFrom: x\n\n" + "body " * 200)
+    assert len(long[0]) == 100 and long[0].endswith("…")
+    assert len(long[1]) == 160 and long[1].startswith("body body") and long[1].endswith("…")
 
 
 def test_csv_with_header_labels_and_extra_columns(tmp_path) -> None:
