@@ -7,7 +7,7 @@ of and how it encodes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -181,10 +181,12 @@ class SemanticHasher:
     def activations_from_counts(self, counts: sp.csr_matrix, progress: bool = False) -> np.ndarray:
         """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
         out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
-        starts = range(0, counts.shape[0], ENCODE_BLOCK)
-        quiet = not progress or len(starts) < 2
-        for start in tqdm(starts, desc="encoding", unit="block", disable=quiet):
-            rows = counts if len(starts) == 1 else counts[start : start + ENCODE_BLOCK]
+        starts: Iterable[int] = range(0, counts.shape[0], ENCODE_BLOCK)
+        if progress and counts.shape[0] > ENCODE_BLOCK:
+            starts = tqdm(starts, desc="encoding", unit="block")
+        whole = counts.shape[0] <= ENCODE_BLOCK  # one block: no slice, which would copy it
+        for start in starts:
+            rows = counts if whole else counts[start : start + ENCODE_BLOCK]
             block = self.vectorizer.weight(rows)
             out[start : start + ENCODE_BLOCK] = self._encode_inputs(block)
         _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))

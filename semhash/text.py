@@ -131,9 +131,9 @@ class Vectorizer:
         threads = min(len(blocks), cores()) if table else 1  # the C table releases the GIL
         with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
             found = pool.map(count, blocks) if pool else map(count, blocks)
-            bar = tqdm(found, desc="vectorising", unit="block", total=len(blocks),
-                       disable=not progress)  # fmt: skip
-            parts = list(bar)
+            if progress:  # a bar, even a disabled one, costs more than counting one query
+                found = tqdm(found, desc="vectorising", unit="block", total=len(blocks))
+            parts = list(found)
         columns = np.frombuffer(b"".join(p[0] for p in parts), dtype=np.int32)
         values = np.frombuffer(b"".join(p[1] for p in parts), dtype=np.float32)
         lengths = np.frombuffer(b"".join(p[2] for p in parts), dtype=np.int64)

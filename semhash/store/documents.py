@@ -80,9 +80,9 @@ class Documents:
         chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
         lines = self._chunks[chunk]
         line = row - int(self._starts[chunk])
-        raw = bytes(lines.data[lines.offsets[line] : lines.offsets[line + 1]])
+        raw = lines.data[lines.offsets[line] : lines.offsets[line + 1]].tobytes()
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw.decode("utf-8"))  # str: json need not detect the encoding
             return Record(str(obj["id"]), tuple(obj["labels"]), obj["split"], obj["text"])
         except (ValueError, KeyError, TypeError):
             raise versions.IndexFormatError(

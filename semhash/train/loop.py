@@ -277,6 +277,8 @@ def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Ten
 
 def encode_units(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
     """One model's code units for weighted bag-of-words rows ``(n, V)``: ``(n, b)`` float32."""
+    if 0 < inputs.shape[0] <= ENCODE_BLOCK:
+        return _encode_rows(model, inputs)  # a slice would copy the rows
     parts = [
         _encode_rows(model, inputs[start : start + ENCODE_BLOCK])
         for start in range(0, inputs.shape[0], ENCODE_BLOCK)
