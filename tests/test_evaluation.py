@@ -79,6 +79,10 @@ def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
     # Without helpers a 32-bit code is its own teacher, unlike the 64-bit code's first block.
     alone = with_recipe(refined, helpers=False)
     assert training_plan(alone, [32, 64, 128]) == {32: [32], 128: [64, 128]}
+    # A code shorter than one block still trains a whole block beside it to teach.
+    assert SemanticHasher(replace(alone, n_bits=16)).plan().trainer_sizes() == [16, 32]
+    no_short = with_recipe(alone, short_helper=False)
+    assert SemanticHasher(replace(no_short, n_bits=16)).plan().trainer_sizes() == [16]
 
 
 def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:

@@ -95,6 +95,9 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
     version_3 = {k: v for k, v in Recipe().to_dict().items() if k != "helpers"}
     assert Recipe.from_dict({**version_3, "version": 3}).helpers
     assert not Recipe.from_dict(Recipe().to_dict()).helpers
+    version_4 = {k: v for k, v in Recipe().to_dict().items() if k != "short_helper"}
+    assert not Recipe.from_dict({**version_4, "version": 4}).short_helper
+    assert Recipe.from_dict(Recipe().to_dict()).short_helper
 
 
 def test_a_recipe_file_changes_named_fields_and_refuses_unknown_ones(tmp_path) -> None:

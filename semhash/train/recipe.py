@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Recipe:
     refinements: int = 2  # rounds after the first, each with neighbours found by codes
     refine_blocks: int = 2  # blocks whose codes find those neighbours (of those there are)
     helpers: bool = False  # a shorter code trains extra blocks to have refine_blocks
+    short_helper: bool = True  # ... at least a code shorter than one block does
     code_neighbours: int = 100  # neighbours found by the codes in each refinement
     candidate_factor: int = 3  # ... among this many times as many TF-IDF neighbours
     later_neighbour_share: float = 0.5  # blocks past the teachers: nearest share of each list
@@ -156,7 +157,7 @@ _BEFORE = {
     "max_steps": 0,
 }
 # Fields added by a recipe version, with the value every earlier recipe trained with.
-_ADDED = {4: {"helpers": True}}
+_ADDED = {4: {"helpers": True}, 5: {"short_helper": False}}
 _RETIRED = {"deep_decoder": False, "weight_decay": 0.0, "decorrelation_weight": 0.0}
 
 

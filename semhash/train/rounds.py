@@ -61,12 +61,17 @@ class Plan:
     def n_teachers(self) -> int:
         """How many blocks find the refinement's code neighbours (0: no refinement).
 
-        ``refine_blocks`` of them, or without helpers, as many of those as the code has.
+        ``refine_blocks`` of them, or without helpers, as many of those as the code has
+        (a code shorter than one block still trains a helper, with ``short_helper``: its
+        own few bits find poor neighbours).
         """
         if self.n_stages() <= 1:
             return 0
-        wanted = self.recipe.refine_blocks
-        return wanted if self.recipe.helpers else min(wanted, len(self.block_sizes()))
+        r = self.recipe
+        short = r.short_helper and self.n_bits < r.block_bits
+        return (
+            r.refine_blocks if r.helpers or short else min(r.refine_blocks, len(self.block_sizes()))
+        )
 
     def block_seed(self, block: int) -> int:
         """Block ``block``'s own seed: its initial weights and its batches."""
