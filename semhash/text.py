@@ -95,6 +95,10 @@ class Vectorizer:
     def vocab_size(self) -> int:
         return len(self.vocabulary_)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state: the C table is remade on first use, not copied."""
+        return {**self.__dict__, "_table": None}
+
     def fit(self, texts: Sequence[str]) -> Vectorizer:
         """Choose the vocabulary and inverse document frequencies from ``texts``."""
         cfg = self.config

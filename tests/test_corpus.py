@@ -121,6 +121,8 @@ def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
 def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
     newsgroups, path
 ) -> None:
+    import pickle
+
     import numpy as np
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -147,6 +149,8 @@ def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
         assert (vectorizer.counts(texts[-3:]) != expected[-3:]).nnz == 0
         if path == "c":
             assert vectorizer._table  # noqa: SLF001 - the C table did count
+            copied = pickle.loads(pickle.dumps(vectorizer))  # the table is remade, not copied
+            assert (copied.counts(texts) != expected).nnz == 0
     for text in texts:
         assert heading(text) == (title(text), snippet(text))
 
