@@ -25,6 +25,7 @@ from semhash.train.loop import (
     encode_units,
     recalibrate_norms,
     resolve_device,
+    row_blocks,
 )
 from semhash.train.model import SemanticHashingAutoencoder
 from semhash.train.recipe import Recipe, migrate
@@ -181,12 +182,11 @@ class SemanticHasher:
     def activations_from_counts(self, counts: sp.csr_matrix, progress: bool = False) -> np.ndarray:
         """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
         out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
-        starts: Iterable[int] = range(0, counts.shape[0], ENCODE_BLOCK)
-        if progress and counts.shape[0] > ENCODE_BLOCK:
-            starts = tqdm(starts, desc="encoding", unit="block")
-        whole = counts.shape[0] <= ENCODE_BLOCK  # one block: no slice, which would copy it
-        for start in starts:
-            rows = counts if whole else counts[start : start + ENCODE_BLOCK]
+        blocks: Iterable[tuple[int, sp.csr_matrix]] = row_blocks(counts)
+        if progress and counts.shape[0] > ENCODE_BLOCK:  # a bar costs more than one query
+            total = -(-counts.shape[0] // ENCODE_BLOCK)
+            blocks = tqdm(blocks, desc="encoding", unit="block", total=total)
+        for start, rows in blocks:
             block = self.vectorizer.weight(rows)
             out[start : start + ENCODE_BLOCK] = self._encode_inputs(block)
         _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))

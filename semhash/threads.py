@@ -35,11 +35,7 @@ def set_threads(n: int) -> None:
 
 def cores() -> int:
     """The threads set by :func:`set_threads`, else the cores this process may run on."""
-    if _chosen is not None:
-        return _chosen
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return _chosen if _chosen is not None else _usable_cores()
 
 
 def use_free_cores() -> int:
@@ -56,8 +52,7 @@ def use_free_cores() -> int:
 
 def free_cores(seconds: float = 0.2) -> int:
     """How many of this process's cores were idle over ``seconds`` (all, without /proc/stat)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = _usable_cores()
     try:
         before = _cpu_times()
         time.sleep(seconds)
@@ -69,6 +64,13 @@ def free_cores(seconds: float = 0.2) -> int:
     all_cores = os.cpu_count() or cores
     free = round(idle / total * all_cores) if total > 0 else cores
     return max(1, min(cores, free))
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _cpu_times() -> list[int]:

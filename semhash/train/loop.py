@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -277,13 +278,21 @@ def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Ten
 
 def encode_units(model: SemanticHashingAutoencoder, inputs: sp.csr_matrix) -> np.ndarray:
     """One model's code units for weighted bag-of-words rows ``(n, V)``: ``(n, b)`` float32."""
-    if 0 < inputs.shape[0] <= ENCODE_BLOCK:
-        return _encode_rows(model, inputs)  # a slice would copy the rows
-    parts = [
-        _encode_rows(model, inputs[start : start + ENCODE_BLOCK])
-        for start in range(0, inputs.shape[0], ENCODE_BLOCK)
-    ]
+    parts = [_encode_rows(model, block) for _, block in row_blocks(inputs)]
     return np.concatenate(parts) if parts else np.zeros((0, model.config.n_bits), np.float32)
+
+
+def row_blocks(rows: sp.csr_matrix) -> Iterator[tuple[int, sp.csr_matrix]]:
+    """``(start, rows[start : start + ENCODE_BLOCK])`` in order, none for no rows.
+
+    Rows that fit in one block come whole: a slice would copy them, which costs more
+    than encoding one query.
+    """
+    if 0 < rows.shape[0] <= ENCODE_BLOCK:
+        yield 0, rows
+        return
+    for start in range(0, rows.shape[0], ENCODE_BLOCK):
+        yield start, rows[start : start + ENCODE_BLOCK]
 
 
 FEW_ROWS = 16  # rows encoded in numpy, with the batch norms folded in
