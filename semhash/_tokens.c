@@ -1,12 +1,14 @@
-/* Word counting for the vectoriser: tokens looked up in a fixed vocabulary, in C.
+/* Word counting for the vectoriser, in C: tokens looked up in a vocabulary, or
+ * collected into a new one.
  *
  * A token is what scikit-learn's default pattern (?u)\b\w\w+\b finds in text.lower():
  * a maximal run of two or more word characters, a word character being what Python's
  * re calls \w (alphanumeric or '_').  ASCII texts are lowered and split here byte by
  * byte; other texts are lowered by str.lower() first (its full case mapping can
  * change lengths) and split by the same rule over code points.  Each token is looked
- * up in an open-addressing table of the vocabulary's words; unknown tokens are skipped.
- * semhash/text.py keeps the same rule in Python and uses it where this is not built.
+ * up in an open-addressing table of words: ``Table.count`` skips unknown tokens,
+ * ``learn`` adds them, so one pass over a corpus finds every word and its counts.
+ * semhash/text.py keeps the same rules in Python and uses them where this is not built.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -14,21 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The words.  Plain malloc throughout: ``learn`` grows a table with the GIL released. */
 typedef struct {
-    PyObject_HEAD
     Py_UCS4 *chars;   /* every word's code points, one after another */
     int64_t *starts;  /* word i is chars[starts[i] : starts[i + 1]] */
     int32_t *slots;   /* hash table: word id + 1, 0 where empty */
     uint64_t mask;
-    Py_ssize_t n_words;
-} Table;
+    Py_ssize_t n_words, words_cap, chars_cap;
+} Words;
 
-#define MAX_TOKEN 256 /* longest word the table holds; longer tokens are never looked up */
+typedef struct {
+    PyObject_HEAD
+    Words words;
+} Table;
 
 static inline uint64_t mix(uint64_t h, Py_UCS4 c) { return (h ^ c) * 1099511628211ULL; }
 #define SEED 14695981039346656037ULL
 
-static int32_t find(const Table *t, const Py_UCS4 *token, Py_ssize_t length, uint64_t h) {
+static int32_t find(const Words *t, const Py_UCS4 *token, Py_ssize_t length, uint64_t h) {
     for (uint64_t slot = h & t->mask;; slot = (slot + 1) & t->mask) {
         int32_t id = t->slots[slot] - 1;
         if (id < 0) return -1;
@@ -39,10 +44,80 @@ static int32_t find(const Table *t, const Py_UCS4 *token, Py_ssize_t length, uin
     }
 }
 
+static void words_free(Words *t) {
+    free(t->chars);
+    free(t->starts);
+    free(t->slots);
+    memset(t, 0, sizeof(Words));
+}
+
+static uint64_t hash_of(const Py_UCS4 *chars, Py_ssize_t length) {
+    uint64_t h = SEED;
+    for (Py_ssize_t j = 0; j < length; j++) h = mix(h, chars[j]);
+    return h;
+}
+
+/* An empty table with room for ``n`` words of ``total`` code points; -1 when out of memory. */
+static int words_init(Words *t, Py_ssize_t n, Py_ssize_t total) {
+    uint64_t size = 16;
+    while (size < 2 * (uint64_t)n + 1) size <<= 1;
+    t->words_cap = n > 16 ? n : 16;
+    t->chars_cap = total > 64 ? total : 64;
+    t->chars = malloc(sizeof(Py_UCS4) * t->chars_cap);
+    t->starts = malloc(sizeof(int64_t) * (t->words_cap + 1));
+    t->slots = calloc(size, sizeof(int32_t));
+    t->mask = size - 1;
+    t->n_words = 0;
+    if (!t->chars || !t->starts || !t->slots) return -1;
+    t->starts[0] = 0;
+    return 0;
+}
+
+/* Twice the slots, every word placed again. */
+static int rehash(Words *t) {
+    uint64_t size = 2 * (t->mask + 1);
+    int32_t *slots = calloc(size, sizeof(int32_t));
+    if (!slots) return -1;
+    free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    for (Py_ssize_t i = 0; i < t->n_words; i++) {
+        uint64_t slot = hash_of(t->chars + t->starts[i], t->starts[i + 1] - t->starts[i]) & t->mask;
+        while (t->slots[slot]) slot = (slot + 1) & t->mask;
+        t->slots[slot] = (int32_t)i + 1;
+    }
+    return 0;
+}
+
+/* Add a word not yet in the table (hash ``h``): its id, or -1 when out of memory. */
+static int32_t insert(Words *t, const Py_UCS4 *token, Py_ssize_t length, uint64_t h) {
+    if (t->n_words >= INT32_MAX - 1) return -1;
+    if (2 * (uint64_t)(t->n_words + 1) + 1 > t->mask + 1 && rehash(t) < 0) return -1;
+    if (t->n_words == t->words_cap) {
+        int64_t *grown = realloc(t->starts, sizeof(int64_t) * (2 * t->words_cap + 1));
+        if (!grown) return -1;
+        t->starts = grown;
+        t->words_cap *= 2;
+    }
+    int64_t at = t->starts[t->n_words];
+    if (at + length > t->chars_cap) {
+        Py_ssize_t cap = 2 * t->chars_cap + length;
+        Py_UCS4 *grown = realloc(t->chars, sizeof(Py_UCS4) * cap);
+        if (!grown) return -1;
+        t->chars = grown;
+        t->chars_cap = cap;
+    }
+    memcpy(t->chars + at, token, sizeof(Py_UCS4) * length);
+    int32_t id = (int32_t)t->n_words++;
+    t->starts[id + 1] = at + length;
+    uint64_t slot = h & t->mask;
+    while (t->slots[slot]) slot = (slot + 1) & t->mask;
+    t->slots[slot] = id + 1;
+    return id;
+}
+
 static void Table_dealloc(Table *self) {
-    PyMem_Free(self->chars);
-    PyMem_Free(self->starts);
-    PyMem_Free(self->slots);
+    words_free(&self->words);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -56,48 +131,38 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_TypeError, "the vocabulary must be a list of str");
             return -1;
         }
-        if (PyUnicode_GET_LENGTH(w) > MAX_TOKEN) {
-            PyErr_SetString(PyExc_ValueError, "a vocabulary word is too long for the table");
-            return -1;
-        }
         total += PyUnicode_GET_LENGTH(w);
     }
-    PyMem_Free(self->chars);
-    PyMem_Free(self->starts);
-    PyMem_Free(self->slots);
-    uint64_t size = 16;
-    while (size < 2 * (uint64_t)n + 1) size <<= 1;
-    self->chars = PyMem_Malloc(sizeof(Py_UCS4) * (total + 1));
-    self->starts = PyMem_Malloc(sizeof(int64_t) * (n + 1));
-    self->slots = PyMem_Calloc(size, sizeof(int32_t));
-    if (!self->chars || !self->starts || !self->slots) {
+    Words *t = &self->words;
+    words_free(t);
+    if (words_init(t, n, total) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    self->mask = size - 1;
-    self->n_words = n;
-    int64_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *w = PyList_GET_ITEM(words, i);
         Py_ssize_t length = PyUnicode_GET_LENGTH(w);
-        self->starts[i] = at;
-        if (!PyUnicode_AsUCS4(w, self->chars + at, length, 0)) return -1;
-        uint64_t h = SEED;
-        for (Py_ssize_t j = 0; j < length; j++) h = mix(h, self->chars[at + j]);
-        at += length;
-        self->starts[i + 1] = at;
-        if (find(self, self->chars + self->starts[i], length, h) >= 0) continue; /* repeated */
-        uint64_t slot = h & self->mask;
-        while (self->slots[slot]) slot = (slot + 1) & self->mask;
-        self->slots[slot] = (int32_t)i + 1;
+        int64_t at = t->starts[i];
+        if (!PyUnicode_AsUCS4(w, t->chars + at, length, 0)) return -1;
+        uint64_t h = hash_of(t->chars + at, length);
+        int repeated = find(t, t->chars + at, length, h) >= 0;
+        t->starts[i + 1] = at + length;
+        t->n_words = i + 1;
+        if (repeated) continue; /* the id stays taken; lookups answer the first */
+        uint64_t slot = h & t->mask;
+        while (t->slots[slot]) slot = (slot + 1) & t->mask;
+        t->slots[slot] = (int32_t)i + 1;
     }
     return 0;
 }
 
+/* What a pass over texts found: ids (then counts beside them) and the current token. */
 typedef struct {
     int32_t *ids;
     float *counts; /* beside ids once a text is tallied */
     Py_ssize_t fill, cap, counts_cap;
+    Py_UCS4 *token;
+    Py_ssize_t token_cap;
 } Found;
 
 static int push(Found *f, int32_t id) {
@@ -112,10 +177,27 @@ static int push(Found *f, int32_t id) {
     return 0;
 }
 
+/* Room for a token of up to ``length`` code points. */
+static int token_room(Found *f, Py_ssize_t length) {
+    if (length <= f->token_cap) return 0;
+    Py_ssize_t cap = length > 2 * f->token_cap ? length : 2 * f->token_cap;
+    Py_UCS4 *grown = realloc(f->token, sizeof(Py_UCS4) * cap);
+    if (!grown) return -1;
+    f->token = grown;
+    f->token_cap = cap;
+    return 0;
+}
+
+/* A whole token: its id pushed (added to the table first when ``grow``). */
+static int found(Words *t, Found *f, Py_ssize_t length, uint64_t h, int grow) {
+    if (length < 2) return 0;
+    int32_t id = find(t, f->token, length, h);
+    if (id < 0 && grow && (id = insert(t, f->token, length, h)) < 0) return -1;
+    return id >= 0 ? push(f, id) : 0;
+}
 
 /* Tokens of an ASCII text, lowered here. */
-static int count_ascii(const Table *t, const unsigned char *s, Py_ssize_t n, Found *f) {
-    Py_UCS4 token[MAX_TOKEN];
+static int count_ascii(Words *t, const unsigned char *s, Py_ssize_t n, Found *f, int grow) {
     Py_ssize_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
@@ -131,18 +213,38 @@ static int count_ascii(const Table *t, const unsigned char *s, Py_ssize_t n, Fou
             c = s[i];
             if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
             else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) break;
-            if (i - start < MAX_TOKEN) token[i - start] = c;
+            if (i - start >= f->token_cap && token_room(f, i - start + 1) < 0) return -1;
+            f->token[i - start] = c;
             h = mix(h, c);
         }
-        Py_ssize_t length = i - start;
-        if (length < 2 || length > MAX_TOKEN) continue; /* no vocabulary word is that long */
-        int32_t id = find(t, token, length, h);
-        if (id >= 0 && push(f, id) < 0) return -1;
+        if (found(t, f, i - start, h, grow) < 0) return -1;
     }
     return 0;
 }
 
 static inline int is_word(Py_UCS4 c) { return c == '_' || Py_UNICODE_ISALNUM(c); }
+
+/* Tokens of an already lowered text of any kind (its kind, data and length). */
+static int count_lowered(Words *t, int kind, const void *data, Py_ssize_t n, Found *f, int grow) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (!is_word(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        uint64_t h = SEED;
+        for (; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (!is_word(c)) break;
+            if (i - start >= f->token_cap && token_room(f, i - start + 1) < 0) return -1;
+            f->token[i - start] = c;
+            h = mix(h, c);
+        }
+        if (found(t, f, i - start, h, grow) < 0) return -1;
+    }
+    return 0;
+}
 
 static int by_id(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -175,41 +277,14 @@ static int tally(Found *f, Py_ssize_t start) {
     return 0;
 }
 
-/* Tokens of an already lowered text of any kind (its kind, data and length). */
-static int count_lowered(const Table *t, int kind, const void *data, Py_ssize_t n, Found *f) {
-    Py_ssize_t i = 0;
-    Py_UCS4 token[MAX_TOKEN];
-    while (i < n) {
-        if (!is_word(PyUnicode_READ(kind, data, i))) {
-            i++;
-            continue;
-        }
-        Py_ssize_t start = i;
-        uint64_t h = SEED;
-        for (; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (!is_word(c)) break;
-            if (i - start < MAX_TOKEN) token[i - start] = c;
-            h = mix(h, c);
-        }
-        Py_ssize_t length = i - start;
-        if (length < 2 || length > MAX_TOKEN) continue;
-        int32_t id = find(t, token, length, h);
-        if (id >= 0 && push(f, id) < 0) return -1;
-    }
-    return 0;
-}
-
-/* count(texts) -> (ids, counts, lengths): each text's distinct vocabulary ids in
- * increasing order (int32 bytes), how often each occurs (float32 bytes), and how many
- * distinct ids each text has (int64 bytes): the arrays of a CSR matrix.
+/* Each text's words in ``t`` (added when ``grow``) as (ids, counts, lengths): each
+ * text's distinct ids in increasing order (int32 bytes), how often each occurs (float32
+ * bytes), and how many distinct ids each text has (int64 bytes): a CSR matrix's arrays.
  *
  * Texts that are not ASCII are lowered first, holding the GIL; then every text is
  * split and looked up with the GIL released (the strings are immutable and held by the
  * list and by this call), so threads counting different lists run in parallel. */
-static PyObject *Table_count(Table *self, PyObject *args) {
-    PyObject *texts;
-    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &texts)) return NULL;
+static PyObject *tokens_of(Words *t, PyObject *texts, int grow) {
     Py_ssize_t n = PyList_GET_SIZE(texts);
     PyObject *lengths = PyBytes_FromStringAndSize(NULL, sizeof(int64_t) * n);
     PyObject **held = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
@@ -233,16 +308,16 @@ static PyObject *Table_count(Table *self, PyObject *args) {
         }
     }
     int64_t *length_of = (int64_t *)PyBytes_AS_STRING(lengths);
-    Found f = {NULL, NULL, 0, 0, 0};
+    Found f = {NULL, NULL, 0, 0, 0, NULL, 0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t row = 0; row < n && !failed; row++) {
         PyObject *text = held[row];
         Py_ssize_t before = f.fill, size = PyUnicode_GET_LENGTH(text);
         if (PyUnicode_IS_ASCII(text))
-            failed = count_ascii(self, PyUnicode_1BYTE_DATA(text), size, &f);
+            failed = count_ascii(t, PyUnicode_1BYTE_DATA(text), size, &f, grow);
         else
-            failed = count_lowered(self, PyUnicode_KIND(text), PyUnicode_DATA(text), size, &f);
+            failed = count_lowered(t, PyUnicode_KIND(text), PyUnicode_DATA(text), size, &f, grow);
         failed = failed || tally(&f, before);
         length_of[row] = f.fill - before;
     }
@@ -260,10 +335,50 @@ static PyObject *Table_count(Table *self, PyObject *args) {
     }
     free(f.ids);
     free(f.counts);
+    free(f.token);
 done:
     for (Py_ssize_t row = 0; row < n; row++) Py_XDECREF(held[row]);
     PyMem_Free(held);
     Py_DECREF(lengths);
+    return result;
+}
+
+static PyObject *Table_count(Table *self, PyObject *args) {
+    PyObject *texts;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &texts)) return NULL;
+    if (!self->words.slots) {
+        PyErr_SetString(PyExc_RuntimeError, "the table was not initialised");
+        return NULL;
+    }
+    return tokens_of(&self->words, texts, 0);
+}
+
+/* learn(texts) -> (words, ids, counts, lengths): every word of the texts, in the order
+ * first met, and each text's counts of them as ``Table.count`` answers. */
+static PyObject *learn(PyObject *module, PyObject *args) {
+    PyObject *texts;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &texts)) return NULL;
+    Words t;
+    if (words_init(&t, 0, 0) < 0) {
+        words_free(&t);
+        return PyErr_NoMemory();
+    }
+    PyObject *counted = tokens_of(&t, texts, 1), *words = NULL, *result = NULL;
+    if (counted && (words = PyList_New(t.n_words))) {
+        Py_ssize_t i = 0;
+        for (; i < t.n_words; i++) {
+            PyObject *w = PyUnicode_FromKindAndData(
+                PyUnicode_4BYTE_KIND, t.chars + t.starts[i], t.starts[i + 1] - t.starts[i]);
+            if (!w) break;
+            PyList_SET_ITEM(words, i, w);
+        }
+        if (i == t.n_words) result = Py_BuildValue("(OOOO)", words, PyTuple_GET_ITEM(counted, 0),
+                                                   PyTuple_GET_ITEM(counted, 1),
+                                                   PyTuple_GET_ITEM(counted, 2));
+    }
+    Py_XDECREF(words);
+    Py_XDECREF(counted);
+    words_free(&t);
     return result;
 }
 
@@ -286,8 +401,16 @@ static PyTypeObject TableType = {
     .tp_methods = Table_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"learn", learn, METH_VARARGS,
+     "learn(texts) -> (words, ids, counts, lengths): every word met, in the order met, "
+     "and each text's counts of them as Table.count answers."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_tokens", "Word counting in C (semhash/_tokens.c).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_tokens", "Word counting in C (semhash/_tokens.c).", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__tokens(void) {

@@ -17,16 +17,18 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from tqdm.auto import tqdm
 
 from semhash.threads import cores
 
 _Table: Any
+_learn: Any
 try:  # word counting in C (semhash/_tokens.c), built at install time where a compiler exists
     from semhash._tokens import Table as _Table
+    from semhash._tokens import learn as _learn
 except ImportError:  # pragma: no cover - depends on the build
-    _Table = None
+    _Table = _learn = None
 
 _BLOCK = 2000  # documents between progress updates
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default tokens
@@ -100,24 +102,45 @@ class Vectorizer:
         return {**self.__dict__, "_table": None}
 
     def fit(self, texts: Sequence[str]) -> Vectorizer:
-        """Choose the vocabulary and inverse document frequencies from ``texts``."""
+        """Choose the vocabulary and inverse document frequencies from ``texts``.
+
+        The words ``CountVectorizer`` would choose, found in one pass of the C word
+        table (``semhash/_tokens.c``) where it is built: every word's document and
+        term frequency, English stop words dropped, words in fewer than ``min_df`` or
+        more than ``max_df`` of the documents dropped, then the ``max_features`` most
+        frequent kept, ties broken as scikit-learn breaks them.
+        """
         cfg = self.config
         min_df = min(cfg.min_df, max(1, len(texts) // 2))  # tiny corpora keep some words
-        counter = CountVectorizer(
-            stop_words="english" if cfg.stop_words else None,
-            max_features=cfg.max_features,
-            min_df=min_df,
-            max_df=cfg.max_df if len(texts) * cfg.max_df >= min_df else 1.0,
-            dtype=np.float32,
-        )
-        try:
-            counts = counter.fit_transform(self._prepare(texts))
-        except ValueError as err:  # every word was a stop word, or too rare
-            raise ValueError(f"cannot build a vocabulary: {err}") from None
-        self.vocabulary_ = list(counter.get_feature_names_out())
+        max_df = cfg.max_df if len(texts) * cfg.max_df >= min_df else 1.0
+        learn = _learn if _learn is not None else _learn_in_python
+        words, ids, counts, _ = learn(self._prepare(texts))
+        found = np.frombuffer(ids, dtype=np.int32)
+        df = np.bincount(found, minlength=len(words))
+        tf = np.bincount(found, np.frombuffer(counts, dtype=np.float32), len(words))
+        stop = ENGLISH_STOP_WORDS if cfg.stop_words else frozenset()
+        order = sorted((w, i) for i, w in enumerate(words) if w not in stop)
+        if not order:
+            raise ValueError(
+                "cannot build a vocabulary: empty vocabulary; "
+                "perhaps the documents only contain stop words"
+            )
+        rows = np.array([i for _, i in order], dtype=np.int64)
+        keep = (df[rows] <= max_df * len(texts)) & (df[rows] >= min_df)
+        if keep.sum() > cfg.max_features:  # the most frequent, as scikit-learn sorts them
+            best = (-tf[rows][keep].astype(np.float32)).argsort()[: cfg.max_features]
+            chosen = np.zeros(len(rows), dtype=bool)
+            chosen[np.flatnonzero(keep)[best]] = True
+            keep = chosen
+        if not keep.any():
+            raise ValueError(
+                "cannot build a vocabulary: After pruning, no terms remain. "
+                "Try a lower min_df or a higher max_df."
+            )
+        self.vocabulary_ = [order[j][0] for j in np.flatnonzero(keep)]
         self._columns = self._table = None
-        df = np.asarray((counts > 0).sum(axis=0)).ravel()
-        self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32)
+        kept_df = df[rows[keep]]
+        self.idf_ = (np.log((1.0 + len(texts)) / (1.0 + kept_df)) + 1.0).astype(np.float32)
         return self
 
     def counts(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
@@ -182,32 +205,14 @@ class Vectorizer:
         return list(texts)
 
     def _count_in_python(self, texts: list[str]) -> tuple[bytes, bytes, bytes]:
-        """What the C table's ``count`` answers, computed in Python.
-
-        Each text's distinct ids in increasing order (int32), their counts (float32) and
-        how many a text has (int64).
-        """
-        lookup = self._lookup()
-        ids: list[int] = []
-        counts: list[int] = []
-        lengths = np.zeros(len(texts), dtype=np.int64)
-        for row, text in enumerate(texts):
-            found = Counter(i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None)
-            tally = sorted(found.items())
-            ids.extend(i for i, _ in tally)
-            counts.extend(c for _, c in tally)
-            lengths[row] = len(tally)
-        as_bytes = np.array(ids, dtype=np.int32).tobytes(), np.array(counts, np.float32).tobytes()
-        return *as_bytes, lengths.tobytes()
+        """What the C table's ``count`` answers, computed in Python."""
+        return _tally(texts, self._lookup())
 
     def _c_table(self) -> Any:
-        """The C word table of the vocabulary, or None where it is not built or cannot hold it."""
+        """The C word table of the vocabulary; None where it is not built (or turned off)."""
         if self._table is None and _Table is not None:
             self._lookup()  # the same check that the vectorizer is fitted
-            try:
-                self._table = _Table(list(self.vocabulary_))
-            except ValueError:  # a word longer than the table holds
-                self._table = False
+            self._table = _Table(list(self.vocabulary_))
         return self._table or None
 
     def _lookup(self) -> Any:
@@ -218,6 +223,33 @@ class Vectorizer:
         if columns is None:
             columns = self._columns = {word: i for i, word in enumerate(self.vocabulary_)}
         return columns.get
+
+
+def _learn_in_python(texts: list[str]) -> tuple[list[str], bytes, bytes, bytes]:
+    """What the C ``learn`` answers, computed in Python: every word met, and the counts."""
+    columns: dict[str, int] = {}
+    counted = _tally(texts, lambda word: columns.setdefault(word, len(columns)))
+    return list(columns), *counted
+
+
+def _tally(texts: list[str], lookup: Any) -> tuple[bytes, bytes, bytes]:
+    """Each text's words as the C table's ``count`` answers, in Python.
+
+    Each text's distinct ids in increasing order (int32 bytes), their counts (float32
+    bytes) and how many a text has (int64 bytes); ``lookup(word)`` is a word's id, None
+    to skip it.
+    """
+    ids: list[int] = []
+    counts: list[int] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        found = Counter(i for i in map(lookup, _TOKEN.findall(text.lower())) if i is not None)
+        tally = sorted(found.items())
+        ids.extend(i for i, _ in tally)
+        counts.extend(c for _, c in tally)
+        lengths[row] = len(tally)
+    as_bytes = np.array(ids, dtype=np.int32).tobytes(), np.array(counts, np.float32).tobytes()
+    return *as_bytes, lengths.tobytes()
 
 
 SNIPPET_CHARS = 160

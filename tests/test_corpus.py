@@ -119,7 +119,7 @@ def test_strip_newsgroup_removes_headers_signature_and_quotes() -> None:
 
 @pytest.mark.parametrize("path", ["c", "python"])
 def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
-    newsgroups, path
+    newsgroups, path, monkeypatch
 ) -> None:
     import pickle
 
@@ -127,7 +127,7 @@ def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
     from sklearn.feature_extraction.text import CountVectorizer
 
     from semhash import text as text_module
-    from semhash.text import Vectorizer, heading, snippet, title
+    from semhash.text import Vectorizer, VectorizerConfig, heading, snippet, title
 
     if path == "c" and text_module._Table is None:  # noqa: SLF001
         pytest.skip("the C word table (semhash/_tokens.c) is not built here")
@@ -138,11 +138,18 @@ def test_own_tokeniser_counts_like_scikit_learn_and_headings_read_the_start(
         "İstanbul ÇAĞ STRASSE Straße ǅemal ＡＢＣ x² ½½ ﬁnance ٣٤ ΣΊΣΥΦΟΣ naïve CAFÉ",
         "tab\tnew\nline\x00nul " + "long" * 50,
     ]
-    texts = newsgroups.texts[:500] + unusual + ["long" * 100]  # longer than any word held
+    texts = newsgroups.texts[:500] + unusual + ["long" * 100]
+    if path == "python":  # as where the C table is not built
+        monkeypatch.setattr(text_module, "_learn", None)
     for fitted_on in (newsgroups.texts[:500], unusual * 3 + newsgroups.texts[:50]):
         vectorizer = Vectorizer().fit(fitted_on)
+        chosen = CountVectorizer(stop_words="english", max_features=10_000, min_df=3, max_df=0.8)
+        assert vectorizer.vocabulary_ == list(chosen.fit(fitted_on).get_feature_names_out())
+        few = Vectorizer(VectorizerConfig(max_features=40, min_df=1)).fit(fitted_on)  # ties cut
+        chosen = CountVectorizer(stop_words="english", max_features=40, max_df=0.8)
+        assert few.vocabulary_ == list(chosen.fit(fitted_on).get_feature_names_out())
         if path == "python":
-            vectorizer._table = False  # noqa: SLF001 - as where the C table is not built
+            vectorizer._table = False  # noqa: SLF001
         columns = {word: i for i, word in enumerate(vectorizer.vocabulary_)}
         expected = CountVectorizer(vocabulary=columns, dtype=np.float32).transform(texts)
         assert (vectorizer.counts(texts) != expected).nnz == 0
