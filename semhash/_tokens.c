@@ -156,14 +156,33 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
-/* What a pass over texts found: ids (then counts beside them) and the current token. */
+/* What a pass over texts found: ids (then counts beside them), the current token, and
+ * per word the last text (row + 1) that held it and how often that text did. */
 typedef struct {
     int32_t *ids;
     float *counts; /* beside ids once a text is tallied */
     Py_ssize_t fill, cap, counts_cap;
     Py_UCS4 *token;
     Py_ssize_t token_cap;
+    int32_t *seen_in;
+    float *times;
+    Py_ssize_t words_cap;
+    int32_t row; /* the text being read, + 1 */
 } Found;
+
+/* Room in the per-word arrays for word ``id``. */
+static int word_room(Found *f, int32_t id) {
+    if (id < f->words_cap) return 0;
+    Py_ssize_t cap = 2 * (Py_ssize_t)id + 1024;
+    int32_t *seen = realloc(f->seen_in, sizeof(int32_t) * cap);
+    if (seen) f->seen_in = seen;
+    float *times = realloc(f->times, sizeof(float) * cap);
+    if (times) f->times = times;
+    if (!seen || !times) return -1;
+    memset(f->seen_in + f->words_cap, 0, sizeof(int32_t) * (cap - f->words_cap));
+    f->words_cap = cap;
+    return 0;
+}
 
 static int push(Found *f, int32_t id) {
     if (f->fill == f->cap) {
@@ -188,12 +207,21 @@ static int token_room(Found *f, Py_ssize_t length) {
     return 0;
 }
 
-/* A whole token: its id pushed (added to the table first when ``grow``). */
+/* A whole token: counted, and its id pushed the first time the text has it (added to
+ * the table first when ``grow``). */
 static int found(Words *t, Found *f, Py_ssize_t length, uint64_t h, int grow) {
     if (length < 2) return 0;
     int32_t id = find(t, f->token, length, h);
     if (id < 0 && grow && (id = insert(t, f->token, length, h)) < 0) return -1;
-    return id >= 0 ? push(f, id) : 0;
+    if (id < 0) return 0;
+    if (word_room(f, id) < 0) return -1;
+    if (f->seen_in[id] == f->row) {
+        f->times[id] += 1.0f;
+        return 0;
+    }
+    f->seen_in[id] = f->row;
+    f->times[id] = 1.0f;
+    return push(f, id);
 }
 
 /* Tokens of an ASCII text, lowered here. */
@@ -246,12 +274,33 @@ static int count_lowered(Words *t, int kind, const void *data, Py_ssize_t n, Fou
     return 0;
 }
 
-static int by_id(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
+/* Sort a few ids in place: quicksort down to short runs, then insertion sort. */
+static void sort_ids(int32_t *a, Py_ssize_t n) {
+    while (n > 16) {
+        int32_t x = a[0], y = a[n / 2], z = a[n - 1];
+        int32_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        Py_ssize_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i >= j) break;
+            int32_t swap = a[i];
+            a[i++] = a[j];
+            a[j--] = swap;
+        }
+        sort_ids(a, j + 1); /* the left part; the right part by the loop */
+        a += j + 1;
+        n -= j + 1;
+    }
+    for (Py_ssize_t i = 1; i < n; i++) {
+        int32_t v = a[i];
+        Py_ssize_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
 }
 
-/* One text's ids, f->ids[start:], sorted and made unique, their counts beside them. */
+/* One text's distinct ids, f->ids[start:], sorted, their counts beside them. */
 static int tally(Found *f, Py_ssize_t start) {
     Py_ssize_t n = f->fill - start;
     if (n == 0) return 0;
@@ -262,18 +311,8 @@ static int tally(Found *f, Py_ssize_t start) {
         f->counts_cap = f->cap;
     }
     int32_t *ids = f->ids + start;
-    float *counts = f->counts + start;
-    qsort(ids, n, sizeof(int32_t), by_id);
-    Py_ssize_t unique = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (unique && ids[unique - 1] == ids[i]) {
-            counts[unique - 1] += 1.0f;
-        } else {
-            ids[unique] = ids[i];
-            counts[unique++] = 1.0f;
-        }
-    }
-    f->fill = start + unique;
+    sort_ids(ids, n);
+    for (Py_ssize_t i = 0; i < n; i++) f->counts[start + i] = f->times[ids[i]];
     return 0;
 }
 
@@ -308,11 +347,13 @@ static PyObject *tokens_of(Words *t, PyObject *texts, int grow) {
         }
     }
     int64_t *length_of = (int64_t *)PyBytes_AS_STRING(lengths);
-    Found f = {NULL, NULL, 0, 0, 0, NULL, 0};
+    Found f = {NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, 0, 0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
+    failed = t->n_words && word_room(&f, (int32_t)t->n_words - 1) < 0;
     for (Py_ssize_t row = 0; row < n && !failed; row++) {
         PyObject *text = held[row];
+        f.row = (int32_t)row + 1;
         Py_ssize_t before = f.fill, size = PyUnicode_GET_LENGTH(text);
         if (PyUnicode_IS_ASCII(text))
             failed = count_ascii(t, PyUnicode_1BYTE_DATA(text), size, &f, grow);
@@ -336,6 +377,8 @@ static PyObject *tokens_of(Words *t, PyObject *texts, int grow) {
     free(f.ids);
     free(f.counts);
     free(f.token);
+    free(f.seen_in);
+    free(f.times);
 done:
     for (Py_ssize_t row = 0; row < n; row++) Py_XDECREF(held[row]);
     PyMem_Free(held);

@@ -168,16 +168,11 @@ class SemanticHasher:
         return self.plan().block_sizes()
 
     def activations(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Real-valued code units in (0, 1): ``(n, b)`` float32, counted block by block."""
-        out = np.empty((len(texts), self.n_bits), dtype=np.float32)
-        n_empty = 0
-        starts = range(0, len(texts), ENCODE_BLOCK)
-        for start in tqdm(starts, desc="encoding", unit="block", disable=not progress):
-            counts = self.vectorizer.counts(texts[start : start + ENCODE_BLOCK])
-            n_empty += int(np.sum(np.diff(counts.indptr) == 0))
-            out[start : start + ENCODE_BLOCK] = self._encode_inputs(self.vectorizer.weight(counts))
-        _warn_empty(n_empty)
-        return out
+        """Real-valued code units in (0, 1): ``(n, b)`` float32.
+
+        All the words are counted first (in parallel threads), then encoded block by block.
+        """
+        return self.activations_from_counts(self.vectorizer.counts(texts, progress), progress)
 
     def activations_from_counts(self, counts: sp.csr_matrix, progress: bool = False) -> np.ndarray:
         """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
