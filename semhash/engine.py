@@ -25,7 +25,6 @@ from semhash.options import TWO_STAGE, QueryError, SearchOptions
 from semhash.rank import best_first, cosine_scores, fused_scores
 from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
-from semhash.text import heading
 
 __all__ = ["QueryError", "Result", "SearchOptions", "SemanticIndex", "TWO_STAGE"]
 
@@ -359,16 +358,15 @@ class SemanticIndex:
         return Hits(positions, scores)
 
     def _results(self, hits: Hits) -> list[list[Result]]:
-        """Hits as results: each returned document read, and its title made, once."""
+        """Hits as results: each returned document's id and summary read, nothing more."""
         out = []
         for positions, scores in zip(hits.positions, hits.distances, strict=True):
             results = []
             for rank, (p, s) in enumerate(zip(positions, scores, strict=True)):
                 if p < 0:
                     break
-                record = self.docs.record(int(p))
-                head, body = heading(record.text)
-                results.append(Result(rank + 1, record.id, float(s), record.labels, head, body))
+                summary = self.docs.summary(int(p))
+                results.append(Result(rank + 1, self.docs.id(int(p)), float(s), *summary))
             out.append(results)
         return out
 

@@ -27,6 +27,8 @@ FILES = {
     "id_order.npy",
     "docs.jsonl",
     "doc_offsets.npy",
+    "summaries.jsonl",
+    "summary_offsets.npy",
 }
 
 
@@ -199,6 +201,9 @@ def test_every_released_format_loads_with_its_recorded_results(name, tmp_path) -
     upgraded = SemanticIndex.load(tmp_path / name)
     assert json.loads((tmp_path / name / "manifest.json").read_text())["format_version"] == 2
     assert [[r.id, r.score] for r in upgraded.similar(**like)] == similar["results"]
+    # Titles and snippets made from the texts when asked, then saved as summaries.
+    assert upgraded.search(expected["queries"], k=5, rank="hamming") == answers
+    assert (live(tmp_path / name) / "summaries.jsonl").exists()
     assert SemanticIndex.check(tmp_path / name) == []
     assert not [p for p in (tmp_path / name).iterdir() if p.suffix in (".npy", ".gz")]
 

@@ -4,7 +4,11 @@ Ids live in a fixed-width UTF-8 array (``ids.npy``, memory-mapped) beside their
 sort order (``id_order.npy``), so finding a document by id is a binary search
 and opening a large index reads nothing up front.  Each document's id, labels,
 split and text are one JSON line of ``docs.jsonl``; ``doc_offsets.npy`` says
-where each line starts, so showing a result reads only that result's line.
+where each line starts.  A search result needs only a document's labels, title and
+snippet: those are made once, at indexing, as a short JSON line of
+``summaries.jsonl`` (offsets in ``summary_offsets.npy``), so showing a result reads
+neither the text nor its headers.  Indexes saved before summaries make them from
+the text when asked, and write them with their next save.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ import numpy as np
 
 from semhash.corpus import Corpus
 from semhash.store import versions
-
-FILES = ("ids.npy", "id_order.npy", "docs.jsonl", "doc_offsets.npy")
+from semhash.text import heading
 
 
 class Record(NamedTuple):
@@ -29,6 +32,14 @@ class Record(NamedTuple):
     labels: tuple[str, ...]
     split: str
     text: str
+
+
+class Summary(NamedTuple):
+    """What a search result shows of a document."""
+
+    labels: tuple[str, ...]
+    title: str
+    snippet: str
 
 
 class _Lines(NamedTuple):
@@ -46,9 +57,17 @@ class Documents:
     (1, ('l',))
     """
 
-    def __init__(self, ids: np.ndarray, chunks: list[_Lines], rows: np.ndarray) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        chunks: list[_Lines],
+        rows: np.ndarray,
+        summaries: list[_Lines | None] | None = None,
+    ) -> None:
         self._ids = ids  # (n,) S<width>: UTF-8 ids by position
         self._chunks = chunks
+        # Each chunk's summary lines, line for line; None where saved without them.
+        self._summaries: list[_Lines | None] = summaries or [None] * len(chunks)
         self._starts = np.cumsum([0] + [len(c.offsets) - 1 for c in chunks])
         self._rows = rows  # (n,) int64: line number (over all chunks) of each position
         self._order: np.ndarray | None = None  # (n,) int64: positions sorted by id
@@ -61,9 +80,13 @@ class Documents:
                 corpus.ids, corpus.labels, corpus.splits, corpus.texts, strict=True
             )
         ]
-        offsets = np.cumsum([0] + [len(line) for line in lines], dtype=np.int64)
-        data = np.frombuffer(b"".join(lines), dtype=np.uint8)
-        return cls(_encode_ids(corpus.ids), [_Lines(data, offsets)], np.arange(len(lines)))
+        summaries = [
+            _summary_line(Summary(lab, *heading(t)))
+            for lab, t in zip(corpus.labels, corpus.texts, strict=True)
+        ]
+        return cls(
+            _encode_ids(corpus.ids), [_joined(lines)], np.arange(len(lines)), [_joined(summaries)]
+        )
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -76,21 +99,36 @@ class Documents:
         return _decode(bytes(self._ids[position]))
 
     def record(self, position: int) -> Record:
-        row = int(self._rows[position])
-        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
-        lines = self._chunks[chunk]
-        line = row - int(self._starts[chunk])
-        raw = lines.data[lines.offsets[line] : lines.offsets[line + 1]].tobytes()
-        try:
-            obj = json.loads(raw.decode("utf-8"))  # str: json need not detect the encoding
-            return Record(str(obj["id"]), tuple(obj["labels"]), obj["split"], obj["text"])
-        except (ValueError, KeyError, TypeError):
-            raise versions.IndexFormatError(
-                f"docs.jsonl, document {position + 1}: not a document record (corrupted?)"
-            ) from None
+        raw = self._line(self._chunks, position)
+        assert raw is not None  # every chunk has its document lines
+        return _record(raw, f"document {position + 1}")
 
     def records(self) -> list[Record]:
         return [self.record(p) for p in range(len(self))]
+
+    def summary(self, position: int) -> Summary:
+        """The document's labels, title and snippet, read from its short summary line."""
+        raw = self._line(self._summaries, position)
+        if raw is None:  # saved before summaries
+            record = self.record(position)
+            return Summary(record.labels, *heading(record.text))
+        try:
+            labels, title, snippet = json.loads(raw.decode("utf-8"))
+            return Summary(tuple(labels), title, snippet)
+        except (ValueError, TypeError):
+            raise versions.IndexFormatError(
+                f"summaries.jsonl, document {position + 1}: not a summary (corrupted?)"
+            ) from None
+
+    def _line(self, chunks: Sequence[_Lines | None], position: int) -> bytes | None:
+        """Line ``position`` of ``chunks`` (the documents' or the summaries'), None if absent."""
+        row = int(self._rows[position])
+        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
+        lines = chunks[chunk]
+        if lines is None:
+            return None
+        line = row - int(self._starts[chunk])
+        return lines.data[lines.offsets[line] : lines.offsets[line + 1]].tobytes()
 
     def positions(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Position of each id, -1 where it is not indexed: ``(len(doc_ids),)`` int64."""
@@ -123,6 +161,7 @@ class Documents:
         self._ids = np.concatenate([self._ids, other._ids])
         self._rows = np.concatenate([self._rows, other._rows + self._starts[-1]])
         self._chunks = self._chunks + other._chunks
+        self._summaries = self._summaries + other._summaries
         self._starts = np.cumsum([0] + [len(c.offsets) - 1 for c in self._chunks])
         self._order = None
 
@@ -133,15 +172,35 @@ class Documents:
         self._order = None
 
     def writers(self) -> dict[str, versions.Writer]:
-        lengths = np.concatenate([np.diff(c.offsets) for c in self._chunks])[self._rows]
+        self._make_summaries()
         return {
             "ids.npy": versions.save_array(self._ids),
             "id_order.npy": versions.save_array(self.order()),
-            "docs.jsonl": self._write_lines,
-            "doc_offsets.npy": versions.save_array(np.concatenate([[0], np.cumsum(lengths)])),
+            "docs.jsonl": lambda file: self._write_lines(self._chunks, file),
+            "doc_offsets.npy": versions.save_array(self._offsets(self._chunks)),
+            "summaries.jsonl": lambda file: self._write_lines(self._summaries, file),
+            "summary_offsets.npy": versions.save_array(self._offsets(self._summaries)),
         }
 
-    def _write_lines(self, file: Path) -> None:
+    def _make_summaries(self) -> None:
+        """Summary lines for the chunks saved without them (an index from before them)."""
+        for i, lines in enumerate(self._summaries):
+            if lines is None:
+                data, offsets = self._chunks[i]
+                records = (
+                    _record(data[start:end].tobytes(), f"line {line + 1}")
+                    for line, (start, end) in enumerate(zip(offsets[:-1], offsets[1:], strict=True))
+                )
+                self._summaries[i] = _joined(
+                    [_summary_line(Summary(r.labels, *heading(r.text))) for r in records]
+                )
+
+    def _offsets(self, chunks: Sequence[_Lines | None]) -> np.ndarray:
+        """Where each position's line will start in the written file, and its end."""
+        lengths = np.concatenate([np.diff(c.offsets) for c in chunks if c is not None])
+        return np.concatenate([[0], np.cumsum(lengths[self._rows])]).astype(np.int64)
+
+    def _write_lines(self, chunks: Sequence[_Lines | None], file: Path) -> None:
         """Copy each position's line in order, one slice per run of consecutive lines."""
         rows = self._rows
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
@@ -150,28 +209,24 @@ class Documents:
         with open(file, "wb") as handle:
             for run in np.split(np.arange(len(rows)), breaks) if len(rows) else []:
                 chunk = int(chunk_of[run[0]])
-                lines = self._chunks[chunk]
+                lines = chunks[chunk]
+                assert lines is not None  # summaries are made before writing
                 first = int(rows[run[0]] - self._starts[chunk])
                 last = int(rows[run[-1]] - self._starts[chunk])
                 handle.write(lines.data[lines.offsets[first] : lines.offsets[last + 1]].tobytes())
 
     @classmethod
     def open(cls, folder: Path, n_docs: int) -> Documents:
-        """Memory-map the four files of a saved version (``versions.IndexFormatError`` if wrong)."""
+        """Memory-map the files of a saved version (``versions.IndexFormatError`` if wrong)."""
         ids = versions.load_array(folder / "ids.npy", "S", (n_docs,))
         order = versions.load_array(folder / "id_order.npy", np.int64, (n_docs,))
-        offsets = versions.load_array(folder / "doc_offsets.npy", np.int64, (n_docs + 1,))
-        size = (folder / "docs.jsonl").stat().st_size
-        if int(offsets[-1]) != size:
-            raise versions.IndexFormatError(
-                f"{folder / 'docs.jsonl'}: {size} bytes, doc_offsets.npy says {int(offsets[-1])}"
+        lines = _open_lines(folder / "docs.jsonl", folder / "doc_offsets.npy", n_docs)
+        summaries = None
+        if (folder / "summaries.jsonl").exists():  # indexes saved before them have none
+            summaries = _open_lines(
+                folder / "summaries.jsonl", folder / "summary_offsets.npy", n_docs
             )
-        data = (
-            np.asarray(np.memmap(folder / "docs.jsonl", dtype=np.uint8, mode="r"))
-            if size
-            else np.zeros(0, np.uint8)
-        )
-        docs = cls(ids, [_Lines(data, offsets)], np.arange(n_docs))
+        docs = cls(ids, [lines], np.arange(n_docs), [summaries])
         docs._order = order
         return docs
 
@@ -190,7 +245,47 @@ class Documents:
             if record.id != doc_id:
                 found.append(f"docs.jsonl, line {position + 1}: id {record.id!r} is not ids.npy's")
                 break
+            try:
+                summary = self.summary(position)
+            except versions.IndexFormatError as err:
+                return [*found, str(err)]
+            if summary.labels != record.labels:
+                found.append(f"summaries.jsonl, line {position + 1}: labels are not docs.jsonl's")
+                break
         return found
+
+
+def _record(raw: bytes, where: str) -> Record:
+    try:
+        obj = json.loads(raw.decode("utf-8"))  # str: json need not detect the encoding
+        return Record(str(obj["id"]), tuple(obj["labels"]), obj["split"], obj["text"])
+    except (ValueError, KeyError, TypeError):
+        raise versions.IndexFormatError(
+            f"docs.jsonl, {where}: not a document record (corrupted?)"
+        ) from None
+
+
+def _open_lines(file: Path, offsets_file: Path, n_lines: int) -> _Lines:
+    offsets = versions.load_array(offsets_file, np.int64, (n_lines + 1,))
+    size = file.stat().st_size
+    if int(offsets[-1]) != size:
+        raise versions.IndexFormatError(
+            f"{file}: {size} bytes, {offsets_file.name} says {int(offsets[-1])}"
+        )
+    data = np.asarray(np.memmap(file, dtype=np.uint8, mode="r")) if size else np.zeros(0, np.uint8)
+    return _Lines(data, offsets)
+
+
+def _joined(lines: list[bytes]) -> _Lines:
+    offsets = np.cumsum([0] + [len(line) for line in lines], dtype=np.int64)
+    return _Lines(np.frombuffer(b"".join(lines), dtype=np.uint8), offsets)
+
+
+def _summary_line(summary: Summary) -> bytes:
+    return (
+        json.dumps([list(summary.labels), summary.title, summary.snippet], ensure_ascii=False)
+        + "\n"
+    ).encode("utf-8")
 
 
 def _line(record: Record) -> bytes:
