@@ -10,7 +10,10 @@ down among them (see :mod:`semhash.rank`).
 
 Counts are kept as CSR rows (one per indexed document, term ids sorted), saved with
 the index as ``terms_indptr.npy``, ``terms_ids.npy`` and ``terms_counts.npy``; an
-index saved before them rebuilds them from its texts on first use.
+index saved before them rebuilds them from its texts on first use.  Scoring reads
+each query word's postings (the documents holding it, made once from the rows on
+first use) against the sorted candidates, so its cost follows the query words'
+document frequencies, not thousands of scattered rows.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class TermCounts:
         self.counts = np.asarray(counts.data, dtype=np.float32)
         self.vocab_size = counts.shape[1]
         self._stats: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._postings: sp.csc_matrix | None = None
 
     @classmethod
     def from_arrays(
@@ -44,6 +48,7 @@ class TermCounts:
         self.indptr, self.ids, self.counts = indptr, ids, counts
         self.vocab_size = vocab_size
         self._stats = None
+        self._postings = None
         return self
 
     def __len__(self) -> int:
@@ -76,11 +81,24 @@ class TermCounts:
     def bm25(self, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """BM25 of the words ``query_ids`` (each once) on documents ``candidates``: float32."""
         idf, lengths, mean_length = self._statistics()
+        postings = self.postings()
         words = np.unique(query_ids.astype(np.int32))
+        candidates = candidates.astype(np.int64)
+        order = np.argsort(candidates)  # positions are distinct (but -1, which scores 0)
         return _bm25(
-            self.indptr, self.ids, self.counts, lengths, mean_length,
-            words, idf[words], candidates.astype(np.int64),
+            postings.indptr, postings.indices, postings.data, lengths, mean_length,
+            words, idf[words], candidates[order], order,
         )  # fmt: skip
+
+    def postings(self) -> sp.csc_matrix:
+        """The counts by word: each word's documents in increasing order, made once."""
+        if self._postings is None:
+            postings = self.matrix().tocsc()
+            postings.sort_indices()
+            postings.indptr = postings.indptr.astype(np.int64)
+            postings.indices = postings.indices.astype(np.int64)
+            self._postings = postings
+        return self._postings
 
     def _statistics(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(idf per word, length per document, mean length), computed once per state."""
@@ -95,26 +113,45 @@ class TermCounts:
 
 
 @njit(cache=True, nogil=True)
-def _bm25(indptr, ids, counts, lengths, mean_length, words, idf, candidates):  # pragma: no cover
-    """Each query word looked up by binary search in each candidate's sorted row."""
+def _bm25(
+    indptr, docs, counts, lengths, mean_length, words, idf, candidates, order
+):  # pragma: no cover
+    """BM25 of each candidate (``candidates`` sorted; ``order`` puts the scores back).
+
+    For each word, its postings and the candidates are walked together, or, for a
+    word in many more documents than there are candidates, each candidate is found in
+    its postings by binary search: whichever reads fewer entries.
+    """
+    totals = np.zeros(len(candidates), dtype=np.float64)
+    for j in range(len(words)):
+        start, stop = indptr[words[j]], indptr[words[j] + 1]
+        if stop - start > len(candidates) * 16:
+            for i in range(len(candidates)):
+                low, high = start, stop
+                while low < high:  # the first posting whose document is >= the candidate
+                    middle = (low + high) // 2
+                    if docs[middle] < candidates[i]:
+                        low = middle + 1
+                    else:
+                        high = middle
+                if low < stop and docs[low] == candidates[i]:
+                    totals[i] += _term(idf[j], counts[low], lengths[candidates[i]], mean_length)
+        else:
+            at = start
+            for i in range(len(candidates)):
+                d = candidates[i]
+                while at < stop and docs[at] < d:
+                    at += 1
+                if at < stop and docs[at] == d:
+                    totals[i] += _term(idf[j], counts[at], lengths[d], mean_length)
     scores = np.zeros(len(candidates), dtype=np.float32)
     for i in range(len(candidates)):
-        d = candidates[i]
-        if d < 0:
-            continue
-        start, stop = indptr[d], indptr[d + 1]
-        norm = K1 * (1.0 - B + B * lengths[d] / max(mean_length, 1e-9))
-        total = 0.0
-        for j in range(len(words)):
-            low, high = start, stop
-            while low < high:  # the first position whose id is >= the word
-                middle = (low + high) // 2
-                if ids[middle] < words[j]:
-                    low = middle + 1
-                else:
-                    high = middle
-            if low < stop and ids[low] == words[j]:
-                tf = counts[low]
-                total += idf[j] * tf * (K1 + 1.0) / (tf + norm)
-        scores[i] = total
+        scores[order[i]] = totals[i]
     return scores
+
+
+@njit(cache=True, inline="always")
+def _term(idf, tf, length, mean_length):  # pragma: no cover
+    """One word's BM25 term: its idf times the saturated, length-scaled count."""
+    norm = K1 * (1.0 - B + B * length / max(mean_length, 1e-9))
+    return idf * tf * (K1 + 1.0) / (tf + norm)

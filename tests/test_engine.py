@@ -65,17 +65,30 @@ def test_bm25_matches_the_formula_on_counted_documents() -> None:
 
     from semhash.lexical import K1, B
 
+    def formula(counts):
+        lengths = counts.sum(axis=1).A.ravel()
+        df = (counts.toarray() > 0).sum(axis=0)
+        idf = np.log1p((counts.shape[0] - df + 0.5) / (df + 0.5))
+        dense = counts.toarray()
+        norm = K1 * (1 - B + B * lengths / lengths.mean())
+        return idf * dense * (K1 + 1) / (dense + norm[:, None])
+
     counts = sp.csr_matrix(np.array([[2, 0, 1], [0, 3, 0], [1, 1, 1], [0, 0, 0]], np.float32))
     terms = TermCounts(counts)
-    lengths = counts.sum(axis=1).A.ravel()
-    df = (counts.toarray() > 0).sum(axis=0)
-    idf = np.log1p((4 - df + 0.5) / (df + 0.5))
-    dense = counts.toarray()
-    norm = K1 * (1 - B + B * lengths / lengths.mean())
-    expected = (idf * dense * (K1 + 1) / (dense + norm[:, None]))[:, [0, 2]].sum(axis=1)
+    expected = formula(counts)[:, [0, 2]].sum(axis=1)
     got = terms.bm25(np.array([2, 0, 2]), np.arange(4))  # a repeated word counts once
     assert np.allclose(got, expected, atol=1e-6)
     assert terms.bm25(np.array([1]), np.array([3, 1]))[0] == 0.0
+    # Many documents: a common word's postings are searched, a rarer one's walked.
+    rng = np.random.default_rng(0)
+    counts = sp.random(500, 40, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    counts.data = np.ceil(counts.data * 4)
+    terms, per_word = TermCounts(counts), formula(counts)
+    for candidates in (np.array([7]), np.array([-1, 3]), rng.permutation(500)[:120]):
+        words = rng.choice(40, 4, replace=False)
+        got = terms.bm25(words, candidates)
+        expected = np.where(candidates >= 0, per_word[candidates][:, words].sum(axis=1), 0.0)
+        assert np.allclose(got, expected, atol=1e-5)
 
 
 def test_similar_excludes_the_document_itself(trained_index) -> None:
