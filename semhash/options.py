@@ -65,6 +65,8 @@ class SearchOptions:
     @classmethod
     def of(cls, options: SearchOptions | None = None, **changes: Any) -> SearchOptions:
         """``options`` (or the defaults) with ``changes``; an unknown name is a QueryError."""
+        if not changes:  # already checked when made
+            return options or cls()
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(changes) - known):
             raise QueryError(f"unknown search option {unknown[0]!r}")

@@ -43,9 +43,9 @@ def fused_scores(
     best = float(lexical.max()) if len(lexical) else 0.0
     words = LEXICAL_WEIGHT * (lexical / best if best > 0 else lexical)
     first = units @ query + words
-    top = np.argsort(-first, kind="stable")[:FEEDBACK]
-    if len(top) == 0:
+    if len(first) == 0:
         return first
+    top, _ = best_first(np.arange(len(first)), first, FEEDBACK)
     refined = query + FEEDBACK_WEIGHT * units[top].mean(axis=0)
     refined /= max(float(np.linalg.norm(refined)), 1e-12)
     return (units @ refined + words).astype(np.float32)

@@ -123,7 +123,7 @@ class Documents:
     def _line(self, chunks: Sequence[_Lines | None], position: int) -> bytes | None:
         """Line ``position`` of ``chunks`` (the documents' or the summaries'), None if absent."""
         row = int(self._rows[position])
-        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
+        chunk = 0 if len(chunks) == 1 else int(np.searchsorted(self._starts, row, "right")) - 1
         lines = chunks[chunk]
         if lines is None:
             return None
