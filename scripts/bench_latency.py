@@ -21,6 +21,7 @@ import numpy as np
 from semhash import SemanticIndex
 from semhash.codes import binarize, pack
 from semhash.index.popcount import kernel
+from semhash.options import DEPTH
 from semhash.threads import cpu_name
 
 QUERIES = [
@@ -56,7 +57,7 @@ def parts(index: SemanticIndex, n: int) -> dict[str, float]:
         "encode": lambda q: hasher.activations_from_counts(vectorizer.counts([q])),
     }
     codes = pack(binarize(hasher.activations(QUERIES)))
-    steps["2,000 Hamming candidates"] = lambda q: index.buckets.search(codes[:1], 2000)
+    steps[f"{DEPTH:,} Hamming candidates"] = lambda q: index.buckets.search(codes[:1], DEPTH)
     out = {}
     for name, step in steps.items():
         times = []

@@ -9,7 +9,7 @@ ENGINES = ("auto", "scan", "buckets", "mih")  # the exact Hamming searches
 TWO_STAGE = "two-stage"
 SEARCH_ENGINES = (*ENGINES, TWO_STAGE)
 RANKS = ("fused", "hamming", "cosine", "dense")
-DEPTH = 2000  # Hamming candidates a re-ranking reads by default (see semhash.rank)
+DEPTH = 3000  # Hamming candidates a re-ranking reads by default (see semhash.rank)
 MAX_PENDING = 64  # HTTP searches running or waiting in one server process; more get 503
 
 
