@@ -87,7 +87,12 @@ def flip_masks(n_bits: int, radius: int) -> np.ndarray:
 
 
 def centred_unit_rows(activations: np.ndarray) -> np.ndarray:
-    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32."""
-    centred = np.asarray(activations, dtype=np.float32) - 0.5
-    norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.ascontiguousarray(centred / np.maximum(norms, 1e-12))
+    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32.
+
+    The squared norms come from ``einsum``: a reduction along rows of a few dozen units
+    costs numpy several times more.
+    """
+    centred = np.asarray(activations, dtype=np.float32) - np.float32(0.5)
+    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+    centred /= np.maximum(norms, np.float32(1e-12))[:, None]
+    return centred
