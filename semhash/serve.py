@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -47,6 +49,7 @@ from starlette.routing import Route
 from semhash.engine import QueryError, Result, SemanticIndex
 from semhash.options import MAX_PENDING, SearchOptions
 from semhash.store.versions import MANIFEST
+from semhash.threads import cores, set_threads
 
 WARM_UP = ["warm up the kernels and the word counts", "a second query"]
 CHECK_EVERY = 0.1  # seconds between looks at the manifest
@@ -126,8 +129,15 @@ def create_app(
             engine=params.get("engine", "auto"),
         )
 
+    running: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
+
     async def bounded(work: Callable[[], Response]) -> Response:
-        nonlocal pending
+        """Run ``work`` in a thread, one per core at a time; the rest wait their turn.
+
+        More searches at once than cores only fight over the cores and the GIL: with
+        eight connections on two cores, throughput halved.
+        """
+        nonlocal pending, running
         if pending >= limits.pending:
             return JSONResponse(
                 {"error": f"busy: {pending} searches in progress; retry shortly"},
@@ -136,7 +146,8 @@ def create_app(
             )
         pending += 1
         try:
-            return await run_in_threadpool(work)
+            running = running or anyio.CapacityLimiter(cores())
+            return await anyio.to_thread.run_sync(work, limiter=running)
         finally:
             pending -= 1
 
@@ -302,7 +313,13 @@ def _integer(params: Any, name: str, default: int) -> int:
 
 
 def app_from_environment() -> Starlette:
-    """The app for each ``--workers`` process: the index folder and token from the environment."""
+    """The app for each ``--workers`` process: the index folder and token from the environment.
+
+    Each of several workers takes its share of the cores: pools of threads that wait for
+    each other on a core another worker holds cost more than they add.
+    """
+    if threads := int(os.environ.get("SEMHASH_SERVE_THREADS") or 0):
+        set_threads(threads)
     return create_app(
         Path(os.environ["SEMHASH_SERVE_INDEX"]),
         Limits(pending=int(os.environ.get("SEMHASH_SERVE_PENDING", MAX_PENDING))),
@@ -324,6 +341,7 @@ def serve(
     os.environ["SEMHASH_SERVE_INDEX"] = str(folder)
     os.environ["SEMHASH_SERVE_PENDING"] = str(pending)
     os.environ["SEMHASH_SERVE_TOKEN"] = token or ""
+    os.environ["SEMHASH_SERVE_THREADS"] = str(max(1, cores() // workers)) if workers > 1 else ""
     uvicorn.run(
         "semhash.serve:app_from_environment",
         factory=True,

@@ -1,10 +1,10 @@
 """One setting for every thread pool semhash uses, and a default from the free cores.
 
 torch trains and encodes, numba splits the scan and probes buckets and multi-index
-hashing tables, faiss runs dense search.  On a machine whose cores are busy with
-other work, threads that wait on each other at every small operation cost far more
-than they add, so training takes as many threads as there are idle cores unless
-told otherwise (``set_threads``, ``--threads``, ``SEMHASH_THREADS``).
+hashing tables, faiss runs dense search, numpy's BLAS encodes a few queries.  On a
+machine whose cores are busy with other work, threads that wait on each other at every
+small operation cost far more than they add, so training takes as many threads as
+there are idle cores unless told otherwise (``set_threads``, ``--threads``, ``SEMHASH_THREADS``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def set_threads(n: int) -> None:
     import faiss  # each library loads here, not when semhash is imported
     import numba
     import torch
+    from threadpoolctl import threadpool_limits
 
     _chosen = n
+    threadpool_limits(n)  # numpy's BLAS (and any OpenMP pool it finds), for good
     torch.set_num_threads(n)
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     numba.set_num_threads(min(n, most))
