@@ -134,8 +134,8 @@ def create_app(
     async def bounded(work: Callable[[], Response]) -> Response:
         """Run ``work`` in a thread, one per core at a time; the rest wait their turn.
 
-        More searches at once than cores only fight over the cores and the GIL: with
-        eight connections on two cores, throughput halved.
+        More searches at once than cores only fight over the cores and the GIL, and
+        every answer waits longer.
         """
         nonlocal pending, running
         if pending >= limits.pending:

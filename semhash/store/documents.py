@@ -81,7 +81,7 @@ class Documents:
             )
         ]
         summaries = [
-            _summary_line(Summary(lab, *heading(t)))
+            _summary_line(_summarise(lab, t))
             for lab, t in zip(corpus.labels, corpus.texts, strict=True)
         ]
         return cls(
@@ -111,7 +111,7 @@ class Documents:
         raw = self._line(self._summaries, position)
         if raw is None:  # saved before summaries
             record = self.record(position)
-            return Summary(record.labels, *heading(record.text))
+            return _summarise(record.labels, record.text)
         try:
             labels, title, snippet = json.loads(raw.decode("utf-8"))
             return Summary(tuple(labels), title, snippet)
@@ -192,7 +192,7 @@ class Documents:
                     for line, (start, end) in enumerate(zip(offsets[:-1], offsets[1:], strict=True))
                 )
                 self._summaries[i] = _joined(
-                    [_summary_line(Summary(r.labels, *heading(r.text))) for r in records]
+                    [_summary_line(_summarise(r.labels, r.text)) for r in records]
                 )
 
     def _offsets(self, chunks: Sequence[_Lines | None]) -> np.ndarray:
@@ -279,6 +279,10 @@ def _open_lines(file: Path, offsets_file: Path, n_lines: int) -> _Lines:
 def _joined(lines: list[bytes]) -> _Lines:
     offsets = np.cumsum([0] + [len(line) for line in lines], dtype=np.int64)
     return _Lines(np.frombuffer(b"".join(lines), dtype=np.uint8), offsets)
+
+
+def _summarise(labels: tuple[str, ...], text: str) -> Summary:
+    return Summary(labels, *heading(text))
 
 
 def _summary_line(summary: Summary) -> bytes:
