@@ -63,6 +63,8 @@ class HasherConfig:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> HasherConfig:
         """Read a saved configuration; one saved before the recipe is migrated."""
+        if not isinstance(state, dict):
+            raise ValueError(f"a configuration is a JSON object, not {type(state).__name__}")
         state = dict(state) if "recipe" in state else migrate(state)
         vectorizer = VectorizerConfig(**state.pop("vectorizer"))
         recipe = Recipe.from_dict(state.pop("recipe"), "the index's recipe")

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -179,3 +180,19 @@ def test_manifest_bit_length_out_of_range_or_not_the_models_is_a_format_error(tm
             assert "n_bits" in str(err) or "bits" in str(err)
         else:
             raise AssertionError(f"n_bits={junk!r} loaded")
+
+
+def test_manifest_config_that_is_not_an_object_is_a_format_error(tmp_path) -> None:
+    """Found by the property above: ``"config": []`` escaped as an AttributeError."""
+    for junk in ([], ["version"], "recipe", 3):
+        for field in ("config", "recipe"):
+            path = tmp_path / f"idx-{field}-{junk}"
+            shutil.copytree(TINY, path)
+            manifest = json.loads((path / "manifest.json").read_text())
+            if field == "config":
+                manifest["config"] = junk
+            else:
+                manifest["config"]["recipe"] = junk
+            (path / "manifest.json").write_text(json.dumps(manifest))
+            with pytest.raises(IndexFormatError, match="JSON object"):
+                SemanticIndex.load(path)

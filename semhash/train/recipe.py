@@ -110,6 +110,8 @@ class Recipe:
     @classmethod
     def from_dict(cls, state: dict[str, Any], source: str = "recipe") -> Recipe:
         """A recipe from saved or hand-written fields; an unknown field is an error."""
+        if not isinstance(state, dict):
+            raise ValueError(f"{source}: a recipe is a JSON object, not {type(state).__name__}")
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(state) - known):
             raise ValueError(f"{source}: unknown recipe field {unknown[0]!r}")
