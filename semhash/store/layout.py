@@ -7,6 +7,8 @@ Format 2, inside the live version folder (see :mod:`semhash.store.versions`)::
     bucket_keys.npy   (m,) uint64          bucket_codes.npy (m, words) uint64
     bucket_offsets.npy (m + 1,) int64      bucket_members.npy (n,) int64
     ids.npy, id_order.npy, docs.jsonl, doc_offsets.npy   (see :mod:`semhash.store.documents`)
+    summaries.jsonl, summary_offsets.npy                 each result's labels, title and snippet
+                                                         (indexes saved before them read texts)
     terms_indptr.npy, terms_ids.npy, terms_counts.npy    word counts (see :mod:`semhash.lexical`;
                                                          indexes saved before them count again)
 
