@@ -21,6 +21,7 @@
 #define GROUP 8
 #define CHUNK 64
 #define BLOCK 4096
+#define SELECT_SHARE 16 /* k of at least 1/16 of the codes: select by a distance histogram */
 
 typedef struct {
     int64_t *pos;    /* candidate buffer, position order until compacted */
@@ -101,10 +102,48 @@ static inline __attribute__((always_inline)) int64_t distance(const uint64_t *q,
 
 SCALAR_SCAN(scan_chunk_portable)
 
+/* A k that is a large share of the codes (a re-ranker's candidates): the buffer would take
+ * nearly every code, so count the distances instead, then take the codes below the k-th
+ * one's distance and, in position order, enough of those at it.  Writes the k (or fewer,
+ * within ``bound``) best of one query in (distance, position) order; returns how many. */
+#define HISTOGRAM_SELECT(name)                                                              \
+    static int64_t name(const uint64_t *q, const uint64_t *codes, int words, int64_t n,     \
+                        int64_t k, int64_t bound, int64_t offset, int64_t *slot,            \
+                        int64_t *out_pos, int32_t *out_dist) {                              \
+        memset(slot, 0, sizeof(int64_t) * (bound + 2));                                     \
+        for (int64_t j = 0; j < n; j++) {                                                   \
+            int64_t d = distance(q, codes + j * words, words);                              \
+            if (d <= bound) slot[d]++;                                                      \
+        }                                                                                   \
+        int64_t below = 0, cut = 0;                                                         \
+        while (cut <= bound && below + slot[cut] < k) below += slot[cut++];                 \
+        int64_t at_cut = cut <= bound ? k - below : 0, start = 0;                           \
+        for (int64_t d = 0; d < cut; d++) { /* counts become first slots */                 \
+            int64_t count = slot[d];                                                        \
+            slot[d] = start;                                                                \
+            start += count;                                                                 \
+        }                                                                                   \
+        slot[cut] = below;                                                                  \
+        int64_t total = below + at_cut, left = total;                                       \
+        for (int64_t j = 0; j < n && left; j++) {                                           \
+            int64_t d = distance(q, codes + j * words, words);                              \
+            if (d < cut || (d == cut && at_cut)) {                                          \
+                at_cut -= d == cut;                                                         \
+                out_pos[slot[d]] = offset + j;                                              \
+                out_dist[slot[d]++] = (int32_t)d;                                           \
+                left--;                                                                     \
+            }                                                                               \
+        }                                                                                   \
+        return total;                                                                       \
+    }
+
+HISTOGRAM_SELECT(select_portable)
+
 #ifdef HAVE_X86
 /* Without -mpopcnt, __builtin_popcountll is a table routine; with the target attribute
  * (and the helpers inlined into it) it is one instruction. */
 __attribute__((target("popcnt"))) SCALAR_SCAN(scan_chunk_popcnt)
+__attribute__((target("popcnt"))) HISTOGRAM_SELECT(select_popcnt)
 
 /* ---- AVX2 kernel: 4 codes per vector, popcount by nibble lookup ---------------------- */
 
@@ -260,19 +299,22 @@ static void scan_chunk_avx512_narrow(const uint64_t *queries, int g, const uint6
 
 typedef void (*ScanChunk)(const uint64_t *, int, const uint64_t *, int, int64_t, int64_t,
                           int64_t, Selection *, const Work *);
+typedef int64_t (*Select)(const uint64_t *, const uint64_t *, int, int64_t, int64_t, int64_t,
+                          int64_t, int64_t *, int64_t *, int32_t *);
 typedef struct {
     const char *name;
     ScanChunk wide, narrow; /* narrow: codes of <= 32 bits */
+    Select select;          /* for a k that is a large share of the codes */
     int supported;
 } Kernel;
 
 static Kernel kernels[] = {
 #ifdef HAVE_X86
-    {"avx512", scan_chunk_avx512, scan_chunk_avx512_narrow, 0},
-    {"avx2", scan_chunk_avx2, scan_chunk_avx2, 0},
-    {"popcnt", scan_chunk_popcnt, scan_chunk_popcnt, 0},
+    {"avx512", scan_chunk_avx512, scan_chunk_avx512_narrow, select_popcnt, 0},
+    {"avx2", scan_chunk_avx2, scan_chunk_avx2, select_popcnt, 0},
+    {"popcnt", scan_chunk_popcnt, scan_chunk_popcnt, select_popcnt, 0},
 #endif
-    {"portable", scan_chunk_portable, scan_chunk_portable, 1},
+    {"portable", scan_chunk_portable, scan_chunk_portable, select_portable, 1},
 };
 #define N_KERNELS ((int)(sizeof(kernels) / sizeof(kernels[0])))
 static const Kernel *kernel = &kernels[N_KERNELS - 1];
@@ -318,6 +360,15 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
         }
         int g = nq == 1 ? 1 : GROUP;
         ScanChunk scan = words == 1 && n_bits <= 32 ? kernel->narrow : kernel->wide;
+        if (k * SELECT_SHARE >= n) { /* nearly every code would be buffered */
+            for (int64_t q = 0; q < nq; q++) {
+                int64_t kept = kernel->select(queries + q * words, codes, words, n, k, sel[q].bound,
+                                              offset, w.histogram, out_pos + q * k, out_dist + q * k);
+                for (int64_t i = kept; i < k; i++) out_pos[q * k + i] = -1, out_dist[q * k + i] = -1;
+                out_fill[q] = kept;
+            }
+            n = 0; /* nothing left to scan or to compact */
+        }
         for (int64_t a = 0; a < n; a += BLOCK) {
             int64_t b = a + BLOCK < n ? a + BLOCK : n;
             for (int64_t q = 0; q < nq; q += g)
@@ -325,7 +376,7 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
                     scan(queries + q * words, g, codes, words, c0,
                                c0 + CHUNK < b ? c0 + CHUNK : b, offset, sel + q, &w);
         }
-        for (int64_t q = 0; q < nq; q++) {
+        for (int64_t q = 0; q < nq && n; q++) {
             int64_t kept = compact(&sel[q], &w);
             for (int64_t i = 0; i < k; i++) {
                 out_pos[q * k + i] = i < kept ? sel[q].pos[i] : -1;

@@ -25,6 +25,7 @@ from semhash.options import TWO_STAGE, QueryError, SearchOptions
 from semhash.rank import best_first, cosine_scores, fused_scores
 from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
+from semhash.text import Bags
 
 __all__ = ["QueryError", "Result", "SearchOptions", "SemanticIndex", "TWO_STAGE"]
 
@@ -246,20 +247,21 @@ class SemanticIndex:
 
         Options may also be given by name: ``index.search(["nasa"], k=5, rank="hamming")``.
         """
-        counts = self.hasher.vectorizer.counts(texts)
-        return self.search_counts(counts, SearchOptions.of(options, **changes))
+        bags = self.hasher.vectorizer.bags(texts)
+        return self._search_bags(bags, SearchOptions.of(options, **changes))
 
     def search_counts(
         self, counts: sp.csr_matrix, options: SearchOptions | None = None, **changes: Any
     ) -> list[list[Result]]:
         """``search`` for queries already counted by ``hasher.vectorizer`` (each counted once)."""
-        options = SearchOptions.of(options, **changes)
-        for i, known in enumerate(np.diff(counts.indptr)):
-            if known == 0:
-                raise QueryError(f"query {i + 1} has no words in the index's vocabulary")
-        activations = self.hasher.activations_from_counts(counts)
-        starts, ends = counts.indptr[:-1], counts.indptr[1:]
-        words = [counts.indices[a:b] for a, b in zip(starts, ends, strict=True)]
+        return self._search_bags(Bags.of(counts), SearchOptions.of(options, **changes))
+
+    def _search_bags(self, bags: Bags, options: SearchOptions) -> list[list[Result]]:
+        empty = np.flatnonzero(np.diff(bags.indptr) == 0)
+        if len(empty):
+            raise QueryError(f"query {empty[0] + 1} has no words in the index's vocabulary")
+        activations = self.hasher.activations_from_counts(bags)
+        words = [bags.row(i) for i in range(len(bags))]
         return self._results(self._hits(activations, words, options))
 
     def similar(
@@ -361,13 +363,16 @@ class SemanticIndex:
         """Hits as results: each returned document's id and summary read, nothing more."""
         out = []
         for positions, scores in zip(hits.positions, hits.distances, strict=True):
-            results = []
-            for rank, (p, s) in enumerate(zip(positions, scores, strict=True)):
-                if p < 0:
-                    break
-                summary = self.docs.summary(int(p))
-                results.append(Result(rank + 1, self.docs.id(int(p)), float(s), *summary))
-            out.append(results)
+            found = positions >= 0
+            shown = self.docs.summaries(positions[found])
+            out.append(
+                [
+                    Result(rank, doc_id, score, *summary)
+                    for rank, ((doc_id, summary), score) in enumerate(
+                        zip(shown, scores[found].astype(float).tolist(), strict=True), start=1
+                    )
+                ]
+            )
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:

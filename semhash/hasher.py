@@ -17,10 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from semhash.codes import binarize, check_n_bits, pack
-from semhash.text import Vectorizer, VectorizerConfig
+from semhash.text import Bags, Vectorizer, VectorizerConfig
 from semhash.threads import use_free_cores
 from semhash.train.loop import (
     ENCODE_BLOCK,
+    FEW_ROWS,
     History,
     encode_units,
     recalibrate_norms,
@@ -176,8 +177,23 @@ class SemanticHasher:
         """
         return self.activations_from_counts(self.vectorizer.counts(texts, progress), progress)
 
-    def activations_from_counts(self, counts: sp.csr_matrix, progress: bool = False) -> np.ndarray:
-        """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32."""
+    def activations_from_counts(
+        self, counts: sp.csr_matrix | Bags, progress: bool = False
+    ) -> np.ndarray:
+        """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32.
+
+        A few rows (typed queries) are encoded from their arrays in numpy, with no
+        scipy matrix or torch call in the way; many rows go block by block through torch.
+        """
+        if isinstance(counts, Bags):
+            models = self._require_models()
+            if len(counts) > FEW_ROWS or any(model.training for model in models):
+                matrix = counts.matrix(self.vectorizer.vocab_size)
+                return self.activations_from_counts(matrix, progress)
+            weights = self.vectorizer.weights(counts)
+            units = [model.encode_few(counts.indptr, counts.indices, weights) for model in models]
+            _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
+            return np.hstack(units).astype(np.float32, copy=False)
         out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
         blocks: Iterable[tuple[int, sp.csr_matrix]] = row_blocks(counts)
         if progress and counts.shape[0] > ENCODE_BLOCK:  # a bar costs more than one query

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,10 +30,37 @@ try:  # word counting in C (semhash/_tokens.c), built at install time where a co
 except ImportError:  # pragma: no cover - depends on the build
     _Table = _learn = None
 
-_BLOCK = 2000  # documents between progress updates
+_BLOCK = 2000  # documents counted at a time (a thread's share, a progress update)
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default tokens
 
 _QUOTE_LINE = re.compile(r"(writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")
+
+
+class Bags(NamedTuple):
+    """Rows of word ids and their values as CSR arrays: what a few queries need.
+
+    A scipy matrix costs more to make than a short query costs to encode; the query
+    path passes these arrays and builds a matrix only for many rows.
+    """
+
+    indptr: np.ndarray  # row i's words are indices[indptr[i] : indptr[i + 1]]
+    indices: np.ndarray  # int32 word ids, sorted within each row
+    values: np.ndarray  # float32 counts (or weights)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        """Row ``i``'s word ids."""
+        return self.indices[self.indptr[i] : self.indptr[i + 1]]
+
+    def matrix(self, width: int) -> sp.csr_matrix:
+        return sp.csr_matrix((self.values, self.indices, self.indptr), shape=(len(self), width))
+
+    @classmethod
+    def of(cls, rows: sp.csr_matrix) -> Bags:
+        """The arrays of a CSR matrix (not copied)."""
+        return cls(rows.indptr, rows.indices, rows.data)
 
 
 def strip_newsgroup_boilerplate(text: str) -> str:
@@ -151,37 +178,45 @@ class Vectorizer:
         its per-call set-up, which dominated the cost of one short query.  The C table
         (``semhash/_tokens.c``) does it where it is built, Python elsewhere.
         """
+        return self.bags(texts, progress).matrix(self.vocab_size)
+
+    def bags(self, texts: Sequence[str], progress: bool = False) -> Bags:
+        """:meth:`counts` as plain arrays: what a query needs, without a scipy matrix."""
         table = self._c_table()
         prepared = self._prepare(texts)
-        blocks = [prepared[start : start + _BLOCK] for start in range(0, len(prepared), _BLOCK)]
         count = table.count if table else self._count_in_python
-        threads = min(len(blocks), cores()) if table else 1  # the C table releases the GIL
-        with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
-            found = pool.map(count, blocks) if pool else map(count, blocks)
-            if progress:  # a bar, even a disabled one, costs more than counting one query
-                found = tqdm(found, desc="vectorising", unit="block", total=len(blocks))
-            parts = list(found)
-        columns = np.frombuffer(b"".join(p[0] for p in parts), dtype=np.int32)
-        values = np.frombuffer(b"".join(p[1] for p in parts), dtype=np.float32)
-        lengths = np.frombuffer(b"".join(p[2] for p in parts), dtype=np.int64)
-        wide = len(columns) >= np.iinfo(np.int32).max
+        if len(prepared) <= _BLOCK:  # a query or a few: no threads, no joins
+            columns, values, lengths = count(prepared)
+        else:
+            blocks = [prepared[a : a + _BLOCK] for a in range(0, len(prepared), _BLOCK)]
+            threads = min(len(blocks), cores()) if table else 1  # the C table frees the GIL
+            with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+                found = pool.map(count, blocks) if pool else map(count, blocks)
+                if progress:  # a bar, even a disabled one, costs more than counting a query
+                    found = tqdm(found, desc="vectorising", unit="block", total=len(blocks))
+                parts = list(found)
+            columns, values, lengths = (b"".join(p[i] for p in parts) for i in range(3))
+        indices = np.frombuffer(columns, dtype=np.int32)
+        wide = len(indices) >= np.iinfo(np.int32).max
         indptr = np.zeros(len(texts) + 1, dtype=np.int64 if wide else np.int32)
-        np.cumsum(lengths, out=indptr[1:])
-        return sp.csr_matrix(
-            (values.copy(), columns.copy(), indptr), shape=(len(texts), self.vocab_size)
-        )
+        np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=indptr[1:])
+        return Bags(indptr, indices.copy(), np.frombuffer(values, dtype=np.float32).copy())
 
     def weight(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Sublinear TF-IDF rows with unit L2 norm (rows without known words stay zero)."""
-        data = np.log1p(counts.data.astype(np.float32)) * self.idf_[counts.indices]
-        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-        norms = np.sqrt(np.bincount(rows, data * data, counts.shape[0])).astype(np.float32)
+        data = self.weights(Bags.of(counts))
+        return sp.csr_matrix(
+            (data, counts.indices.copy(), counts.indptr.copy()), shape=counts.shape
+        )
+
+    def weights(self, bags: Bags) -> np.ndarray:
+        """:meth:`weight`'s values for the words of ``bags``: float32, one per word."""
+        data = np.log1p(bags.values.astype(np.float32)) * self.idf_[bags.indices]
+        rows = np.repeat(np.arange(len(bags)), np.diff(bags.indptr))
+        norms = np.sqrt(np.bincount(rows, data * data, len(bags))).astype(np.float32)
         norms[norms == 0] = 1.0
         data *= (1.0 / norms)[rows]
-        return sp.csr_matrix(
-            (data.astype(np.float32), counts.indices.copy(), counts.indptr.copy()),
-            shape=counts.shape,
-        )
+        return data.astype(np.float32, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -150,3 +150,18 @@ def test_a_few_rows_encode_in_numpy_as_torch_does(trained_index) -> None:
             ]
         )
         assert np.allclose(few, bulk, atol=1e-5)
+
+
+def test_queries_as_arrays_encode_and_rank_as_a_matrix_does(trained_index) -> None:
+    """The query path skips scipy (``Bags``); its units and results are the matrix path's."""
+    hasher, vectorizer = trained_index.hasher, trained_index.hasher.vectorizer
+    texts = ["nasa orbit launch", *trained_index.texts[:20]]
+    for n in (1, 3, 20):  # one query, a few, more than the numpy path takes
+        bags = vectorizer.bags(texts[:n])
+        matrix = vectorizer.counts(texts[:n])
+        assert np.array_equal(
+            hasher.activations_from_counts(bags), hasher.activations_from_counts(matrix)
+        )
+    assert trained_index.search(texts[:3], k=5) == trained_index.search_counts(
+        vectorizer.counts(texts[:3]), k=5
+    )

@@ -127,7 +127,8 @@ def test_every_scan_kernel_equals_brute_force(kernel, n_bits) -> None:
     popcount.use_kernel(kernel)
     try:
         for batch in (queries, queries[:1], queries[:5]):
-            for k, radius in ((1, None), (100, None), (250, 3)):
+            # k >= 1/16 of the codes takes the distance-histogram selection
+            for k, radius in ((1, None), (100, None), (250, 3), (600, None), (3000, 4)):
                 positions, distances = popcount.top_k(batch, db, k, n_bits, radius)
                 found = as_lists(Hits(positions, distances))
                 assert found == brute_force(db, batch, k, radius), (len(batch), k, radius)

@@ -344,6 +344,8 @@ def top_k(
     else:
         positions, distances, fills = _native_codes_split(padded, codes, k, n_bits, bound, parts)
     positions, distances, fills = positions[:nq], distances[:nq], fills[:nq]
+    if np.all(fills == k):  # the usual case: nothing to pad
+        return positions, distances
     empty = np.arange(k)[None, :] >= fills[:, None]
     return np.where(empty, -1, positions), np.where(empty, -1, distances)
 
@@ -369,6 +371,14 @@ def _native_queries_split(queries, codes, k, n_bits, bound, parts):
 def _native_codes_split(queries, codes, k, n_bits, bound, parts):
     """Each core scans its share of the codes; the shares' top k merge in position order."""
     nq, n = len(queries), len(codes)
+    if parts == 1:  # one call does it all, nothing to merge
+        positions = np.empty((nq, k), np.int64)
+        distances = np.empty((nq, k), np.int32)
+        fills = np.empty(nq, np.int64)
+        _native.top_k(
+            queries, codes, codes.shape[1], n_bits, k, bound, 0, positions, distances, fills
+        )
+        return positions, distances, fills
     per = -(-n // parts)
     starts = list(range(0, n, per))
     positions = np.empty((len(starts), nq, k), np.int64)

@@ -120,6 +120,22 @@ class Documents:
                 f"summaries.jsonl, document {position + 1}: not a summary (corrupted?)"
             ) from None
 
+    def summaries(self, positions: np.ndarray) -> list[tuple[str, Summary]]:
+        """Each position's id and summary: what the results of one query show.
+
+        One JSON parse for all the lines: a query's ten results cost one call, not ten.
+        """
+        lines = [self._line(self._summaries, int(p)) for p in positions]
+        ids = [_decode(raw) for raw in self._ids[positions].tolist()]
+        if any(line is None for line in lines):  # saved before summaries
+            return [(i, self.summary(int(p))) for i, p in zip(ids, positions, strict=True)]
+        try:
+            parsed = json.loads(b"[" + b",".join(lines) + b"]")  # type: ignore[arg-type]
+            found = [Summary(tuple(labels), title, snippet) for labels, title, snippet in parsed]
+        except (ValueError, TypeError):
+            found = [self.summary(int(p)) for p in positions]  # names the corrupted line
+        return list(zip(ids, found, strict=True))
+
     def _line(self, chunks: Sequence[_Lines | None], position: int) -> bytes | None:
         """Line ``position`` of ``chunks`` (the documents' or the summaries'), None if absent."""
         row = int(self._rows[position])

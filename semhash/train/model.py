@@ -171,8 +171,11 @@ class SemanticHashingAutoencoder(nn.Module):
     def encode_few(self, offsets: np.ndarray, words: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """:meth:`encode_bags` for a few rows in numpy: a query costs tens of microseconds."""
         (first, b1), (second, b2), (third, b3) = self.folded()
-        rows = zip(offsets[:-1], offsets[1:], strict=True)
-        hidden = np.stack([weights[a:b] @ first[words[a:b]] for a, b in rows]) + b1
+        if len(offsets) == 2:  # one query
+            hidden = (weights @ first[words] + b1)[None, :]
+        else:
+            rows = zip(offsets[:-1], offsets[1:], strict=True)
+            hidden = np.stack([weights[a:b] @ first[words[a:b]] for a, b in rows]) + b1
         hidden = np.maximum(np.maximum(hidden, 0.0) @ second + b2, 0.0)
         return 1.0 / (1.0 + np.exp(-(hidden @ third + b3)))
 
