@@ -84,7 +84,9 @@ class TermCounts:
         postings = self.postings()
         words = np.unique(query_ids.astype(np.int32))
         candidates = candidates.astype(np.int64)
-        order = np.argsort(candidates)  # positions are distinct (but -1, which scores 0)
+        # Candidates come in runs of increasing position (one run per distance): the
+        # stable sort merges runs, several times faster here than the default sort.
+        order = np.argsort(candidates, kind="stable")
         return _bm25(
             postings.indptr, postings.indices, postings.data, lengths, mean_length,
             words, idf[words], candidates[order], order,

@@ -30,25 +30,32 @@ FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
 
 def cosine_scores(query_units: np.ndarray, candidate_units: np.ndarray) -> np.ndarray:
     """Cosine of the centred code units of one query and each candidate: float32."""
-    query = centred_unit_rows(query_units[None, :])[0]
-    return centred_unit_rows(candidate_units) @ query
+    centred, norms = _centred(candidate_units)
+    return (centred @ centred_unit_rows(query_units[None, :])[0]) / norms
 
 
 def fused_scores(
     query_units: np.ndarray, candidate_units: np.ndarray, lexical: np.ndarray
 ) -> np.ndarray:
     """The fused score of each candidate (see the module docstring): float32."""
-    units = centred_unit_rows(candidate_units)
+    centred, norms = _centred(candidate_units)
     query = centred_unit_rows(query_units[None, :])[0]
     best = float(lexical.max()) if len(lexical) else 0.0
     words = LEXICAL_WEIGHT * (lexical / best if best > 0 else lexical)
-    first = units @ query + words
+    first = (centred @ query) / norms + words
     if len(first) == 0:
-        return first
+        return first.astype(np.float32)
     top, _ = best_first(np.arange(len(first)), first, FEEDBACK)
-    refined = query + FEEDBACK_WEIGHT * units[top].mean(axis=0)
+    refined = query + FEEDBACK_WEIGHT * (centred[top] / norms[top, None]).mean(axis=0)
     refined /= max(float(np.linalg.norm(refined)), 1e-12)
-    return (units @ refined + words).astype(np.float32)
+    return ((centred @ refined) / norms + words).astype(np.float32)
+
+
+def _centred(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Units minus 0.5 and their row norms: scores divide by the norms, not every unit."""
+    centred = np.asarray(units, dtype=np.float32) - np.float32(0.5)
+    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+    return centred, np.maximum(norms, np.float32(1e-12))
 
 
 def best_first(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
