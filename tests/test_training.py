@@ -77,16 +77,20 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
     config = with_recipe(small_config(epochs=2), refinements=0, min_steps=12)
     hasher = SemanticHasher(config).fit(texts, progress=False)
     assert len(hasher.history.train_loss) == 2  # asked for 2: no hidden minimum
-    chosen = with_recipe(replace(config, epochs=None), epochs=2)
+    chosen = with_recipe(replace(config, epochs=None), epochs=2, short_epochs=0)
     hasher = SemanticHasher(chosen).fit(texts, progress=False)
     assert len(hasher.history.train_loss) == 4  # the recipe's: 12 steps of 3 batches
     refined = with_recipe(chosen, refinements=1)
     assert len(SemanticHasher(refined).fit(texts, progress=False).history.train_loss) == 4
-    recipe = Recipe(epochs=90, min_steps=3000, max_steps=20_000, batch_size=100)
+    recipe = Recipe(epochs=90, min_steps=3000, max_steps=20_000, batch_size=100, large_corpus=0)
     assert recipe.epochs_for(1_000) == 300  # a small corpus: more epochs, 3,000 steps
     assert recipe.epochs_for(20_000) == 90
     assert recipe.epochs_for(500_000) == 4  # a large one: at most 20,000 steps
     assert recipe.epochs_for(500_000, epochs=7) == 7
+    assert recipe.epochs_for(20_000, short=True) == Recipe().short_epochs
+    floors = Recipe(epochs=10, min_steps=100, large_min_steps=400, large_corpus=5000)
+    assert floors.epochs_for(4_000) == 13  # 8 batches: 100 steps
+    assert floors.epochs_for(6_000) == 34  # from 5,000 documents on: 400 steps
     saved_before = HasherConfig.from_dict(saved_before_recipe())
     assert saved_before.epochs is None  # retrains as it did: its epochs, no minimum, no cap
     assert saved_before.recipe.min_steps == saved_before.recipe.max_steps == 0
@@ -95,6 +99,10 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
     version_3 = {k: v for k, v in Recipe().to_dict().items() if k != "helpers"}
     assert Recipe.from_dict({**version_3, "version": 3}).helpers
     assert not Recipe.from_dict(Recipe().to_dict()).helpers
+    version_5 = {
+        k: v for k, v in Recipe().to_dict().items() if "short_epochs" != k != "large_corpus"
+    }
+    assert Recipe.from_dict({**version_5, "version": 5}).epochs_for(20_000, short=True) == 60
     version_4 = {k: v for k, v in Recipe().to_dict().items() if k != "short_helper"}
     assert not Recipe.from_dict({**version_4, "version": 4}).short_helper
     assert Recipe.from_dict(Recipe().to_dict()).short_helper

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,10 @@ class Recipe:
     recalibrate_norms: bool = True  # measure the batch norms again on whole documents
     # The optimiser.
     epochs: int = 60  # per block, shared by the rounds
+    short_epochs: int = 90  # ... for a code shorter than one block, and its helper (0: epochs)
     min_steps: int = 750  # a small corpus trains more epochs to make this many steps
+    large_min_steps: int = 1200  # ... and a corpus of at least large_corpus documents this many
+    large_corpus: int = 5000  # training documents from which large_min_steps applies (0: never)
     max_steps: int = 5000  # a large corpus trains fewer epochs to stay within this many
     batch_size: int = 512
     lr: float = 9e-3
@@ -74,8 +77,10 @@ class Recipe:
             raise ValueError("recipe: dropout and ema_decay must be in [0, 1)")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"recipe: val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.max_steps and self.max_steps < self.min_steps:
-            raise ValueError("recipe: max_steps must be 0 (no cap) or at least min_steps")
+        if self.max_steps and self.max_steps < max(self.min_steps, self.large_min_steps):
+            raise ValueError(
+                "recipe: max_steps must be 0 (no cap) or at least min_steps and large_min_steps"
+            )
 
     def dropout_rate(self, median_words: float) -> float:
         """The word dropout rate for a corpus whose median document has ``median_words``."""
@@ -89,17 +94,22 @@ class Recipe:
             return most
         return min(most, max(1, round(self.neighbour_fraction * n_documents)))
 
-    def epochs_for(self, n_train: int, epochs: int | None = None) -> int:
+    def epochs_for(self, n_train: int, epochs: int | None = None, short: bool = False) -> int:
         """Epochs for ``n_train`` training documents: ``epochs`` exactly when given.
 
-        Otherwise the recipe's ``epochs``, raised for a small corpus to make
-        ``min_steps`` optimiser steps and lowered for a large one to stay within
-        ``max_steps``.
+        Otherwise the recipe's ``epochs`` (``short_epochs`` for a ``short`` code, one
+        shorter than a block), raised to make at least ``min_steps`` optimiser steps
+        (``large_min_steps`` from ``large_corpus`` documents on) and lowered for a large
+        corpus to stay within ``max_steps``.
         """
         if epochs is not None:
             return epochs
         batches = max(1, math.ceil(n_train / self.batch_size))
-        chosen = max(self.epochs, math.ceil(self.min_steps / batches))
+        chosen = self.short_epochs if short and self.short_epochs else self.epochs
+        floor = self.min_steps
+        if self.large_corpus and n_train >= self.large_corpus:
+            floor = max(floor, self.large_min_steps)
+        chosen = max(chosen, math.ceil(floor / batches))
         if self.max_steps:
             chosen = min(chosen, max(1, self.max_steps // batches))
         return chosen
@@ -155,11 +165,18 @@ _BEFORE = {
     "recalibrate_norms": False,
     "later_neighbour_share": 1.0,
     "min_steps": 0,
+    "large_min_steps": 0,
+    "large_corpus": 0,
+    "short_epochs": 0,
     "ema_decay": 0.0,
     "max_steps": 0,
 }
 # Fields added by a recipe version, with the value every earlier recipe trained with.
-_ADDED = {4: {"helpers": True}, 5: {"short_helper": False}}
+_ADDED = {
+    4: {"helpers": True},
+    5: {"short_helper": False},
+    6: {"short_epochs": 0, "large_min_steps": 0, "large_corpus": 0},
+}
 _RETIRED = {"deep_decoder": False, "weight_decay": 0.0, "decorrelation_weight": 0.0}
 
 

@@ -81,7 +81,9 @@ class Plan:
         """One block's training settings, round by round: the epochs split evenly."""
         r = self.recipe
         n_train = n_documents - TrainConfig(val_fraction=r.val_fraction).held_out(n_documents)
-        epochs = np.array_split(range(r.epochs_for(n_train, self.epochs)), self.n_stages())
+        short = self.n_bits < r.block_bits
+        total = r.epochs_for(n_train, self.epochs, short)
+        epochs = np.array_split(range(total), self.n_stages())
         return [
             TrainConfig(
                 epochs=len(part),
