@@ -22,7 +22,7 @@ from semhash.index.milvus import MilvusCodes, MilvusError
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
 from semhash.lexical import TermCounts
 from semhash.options import TWO_STAGE, QueryError, SearchOptions
-from semhash.rank import best_first, cosine_scores, fused_scores
+from semhash.rank import best_first, centred_norms, cosine_scores, fused_scores
 from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
 from semhash.text import Bags
@@ -76,6 +76,7 @@ class SemanticIndex:
         self._folder: Path | None = None  # the index folder it was loaded from
         self._dense: DenseIndex | None = None  # built from the activations on first use
         self._two_stage: TwoStage | None = None  # likewise, from the codes
+        self._norms: np.ndarray | None = None  # centred activations' norms, for re-ranking
         self.backend: dict[str, str] | None = None  # where else the codes live (Milvus)
         self._milvus: MilvusCodes | None = None
 
@@ -180,7 +181,7 @@ class SemanticIndex:
         self.activations = np.concatenate([self.activations, activations])
         self.docs.append(Documents.from_corpus(corpus))
         self._terms = terms
-        self._dense = self._two_stage = None
+        self._dense = self._two_stage = self._norms = None
         return int(np.sum(old >= 0))
 
     def remove(self, doc_ids: Sequence[str]) -> None:
@@ -231,7 +232,7 @@ class SemanticIndex:
         self.activations = self.activations[keep]
         self._terms = self.terms.keep(keep)
         self.docs.keep(keep)
-        self._dense = self._two_stage = None
+        self._dense = self._two_stage = self._norms = None
 
     @property
     def terms(self) -> TermCounts:
@@ -347,13 +348,17 @@ class SemanticIndex:
         """Re-order each query's candidates by code cosine, fused with BM25 when ``words``."""
         positions = np.full((len(hits.positions), k), -1, dtype=np.int64)
         scores = np.full((len(hits.positions), k), np.nan, dtype=np.float32)
+        if self._norms is None or len(self._norms) != len(self):
+            self._norms = centred_norms(self.activations)
         for i, candidates in enumerate(hits.positions):
             candidates = candidates[candidates >= 0]
             units = np.take(self.activations, candidates, axis=0)  # faster than [candidates]
+            norms = self._norms[candidates]
             if words is None:
-                score = cosine_scores(activations[i], units)
+                score = cosine_scores(activations[i], units, norms)
             else:
-                score = fused_scores(activations[i], units, self.terms.bm25(words[i], candidates))
+                lexical = self.terms.bm25(words[i], candidates)
+                score = fused_scores(activations[i], units, norms, lexical)
             best, best_scores = best_first(candidates, score, k)
             positions[i, : len(best)] = best
             scores[i, : len(best)] = best_scores

@@ -28,34 +28,52 @@ FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
 FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
 
 
-def cosine_scores(query_units: np.ndarray, candidate_units: np.ndarray) -> np.ndarray:
-    """Cosine of the centred code units of one query and each candidate: float32."""
-    centred, norms = _centred(candidate_units)
-    return (centred @ centred_unit_rows(query_units[None, :])[0]) / norms
+def centred_norms(units: np.ndarray) -> np.ndarray:
+    """The L2 norm of each row of units minus 0.5 (at least 1e-12): ``(n,)`` float32.
+
+    An index computes its documents' once; a query's candidates then cost a gather.
+    """
+    centred = np.asarray(units, dtype=np.float32) - np.float32(0.5)
+    return np.maximum(np.sqrt(np.einsum("ij,ij->i", centred, centred)), np.float32(1e-12))
+
+
+def cosine_scores(
+    query_units: np.ndarray, candidate_units: np.ndarray, candidate_norms: np.ndarray
+) -> np.ndarray:
+    """Cosine of the centred code units of one query and each candidate: float32.
+
+    ``candidate_norms`` are the candidates' :func:`centred_norms`.
+    """
+    return _cosines(centred_unit_rows(query_units[None, :])[0], candidate_units, candidate_norms)
 
 
 def fused_scores(
-    query_units: np.ndarray, candidate_units: np.ndarray, lexical: np.ndarray
+    query_units: np.ndarray,
+    candidate_units: np.ndarray,
+    candidate_norms: np.ndarray,
+    lexical: np.ndarray,
 ) -> np.ndarray:
     """The fused score of each candidate (see the module docstring): float32."""
-    centred, norms = _centred(candidate_units)
     query = centred_unit_rows(query_units[None, :])[0]
     best = float(lexical.max()) if len(lexical) else 0.0
     words = LEXICAL_WEIGHT * (lexical / best if best > 0 else lexical)
-    first = (centred @ query) / norms + words
+    first = _cosines(query, candidate_units, candidate_norms) + words
     if len(first) == 0:
         return first.astype(np.float32)
     top, _ = best_first(np.arange(len(first)), first, FEEDBACK)
-    refined = query + FEEDBACK_WEIGHT * (centred[top] / norms[top, None]).mean(axis=0)
+    centred = (candidate_units[top] - np.float32(0.5)) / candidate_norms[top, None]
+    refined = query + FEEDBACK_WEIGHT * centred.mean(axis=0)
     refined /= max(float(np.linalg.norm(refined)), 1e-12)
-    return ((centred @ refined) / norms + words).astype(np.float32)
+    return (_cosines(refined, candidate_units, candidate_norms) + words).astype(np.float32)
 
 
-def _centred(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Units minus 0.5 and their row norms: scores divide by the norms, not every unit."""
-    centred = np.asarray(units, dtype=np.float32) - np.float32(0.5)
-    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
-    return centred, np.maximum(norms, np.float32(1e-12))
+def _cosines(query: np.ndarray, units: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Cosines of a centred unit-length ``query`` and the centred ``units``.
+
+    The units are not centred one by one: (u - 0.5) . q = u . q - 0.5 sum(q).
+    """
+    query = query.astype(np.float32, copy=False)
+    return (units @ query - np.float32(0.5 * float(query.sum()))) / norms
 
 
 def best_first(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -135,7 +135,8 @@ def create_app(
         """Run ``work`` in a thread, one per core at a time; the rest wait their turn.
 
         More searches at once than cores only fight over the cores and the GIL, and
-        every answer waits longer.
+        every answer waits longer.  A worker with one core searches in the event loop
+        itself: handing a search of a millisecond to a thread costs a good part of it.
         """
         nonlocal pending, running
         if pending >= limits.pending:
@@ -144,6 +145,8 @@ def create_app(
                 status_code=503,
                 headers={"Retry-After": "1"},
             )
+        if cores() == 1:
+            return work()
         pending += 1
         try:
             running = running or anyio.CapacityLimiter(cores())

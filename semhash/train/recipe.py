@@ -172,7 +172,7 @@ _BEFORE = {
     "max_steps": 0,
 }
 # Fields added by a recipe version, with the value every earlier recipe trained with.
-_ADDED = {
+_ADDED: dict[int, dict[str, Any]] = {
     4: {"helpers": True},
     5: {"short_helper": False},
     6: {"short_epochs": 0, "large_min_steps": 0, "large_corpus": 0},
