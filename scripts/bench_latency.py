@@ -20,6 +20,7 @@ import numpy as np
 
 from semhash import SemanticIndex
 from semhash.codes import binarize, pack
+from semhash.index.base import Hits
 from semhash.index.popcount import kernel
 from semhash.options import DEPTH
 from semhash.threads import cpu_name
@@ -51,19 +52,27 @@ def latencies(index: SemanticIndex, rank: str, n: int) -> np.ndarray:
 def parts(index: SemanticIndex, n: int) -> dict[str, float]:
     """Median ms of each step of one fused query."""
     hasher, vectorizer = index.hasher, index.hasher.vectorizer
+    bags = [vectorizer.bags([q]) for q in QUERIES]
+    units = [hasher.activations_from_counts(b) for b in bags]
+    codes = [pack(binarize(u)) for u in units]
+    found = [index.buckets.search(c, DEPTH).positions[0] for c in codes]
+    hits = [index.buckets.search(c, 10) for c in codes]
     steps = {
-        "count words": lambda q: vectorizer.counts([q]),
-        "weight": lambda q: vectorizer.weight(vectorizer.counts([q])),
-        "encode": lambda q: hasher.activations_from_counts(vectorizer.counts([q])),
+        "count words": lambda i: vectorizer.bags([QUERIES[i]]),
+        "weight and encode": lambda i: hasher.activations_from_counts(bags[i]),
+        f"{DEPTH:,} Hamming candidates": lambda i: index.buckets.search(codes[i], DEPTH),
+        "BM25 of the candidates": lambda i: index.terms.bm25(bags[i].row(0), found[i]),
+        "re-rank (BM25 and fused scores)": lambda i: index._rerank(
+            units[i], [bags[i].row(0)], Hits(found[i][None, :], found[i][None, :]), 10
+        ),
+        "10 results (ids, summaries)": lambda i: index._results(hits[i]),
     }
-    codes = pack(binarize(hasher.activations(QUERIES)))
-    steps[f"{DEPTH:,} Hamming candidates"] = lambda q: index.buckets.search(codes[:1], DEPTH)
     out = {}
     for name, step in steps.items():
         times = []
         for i in range(n):
             started = time.perf_counter()
-            step(QUERIES[i % len(QUERIES)])
+            step(i % len(QUERIES))
             times.append(time.perf_counter() - started)
         out[name] = float(np.median(times) * 1e3)
     return out
