@@ -39,11 +39,12 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from semhash.engine import QueryError, Result, SemanticIndex
@@ -53,6 +54,15 @@ from semhash.threads import cores, set_threads
 
 WARM_UP = ["warm up the kernels and the word counts", "a second query"]
 CHECK_EVERY = 0.1  # seconds between looks at the manifest
+
+
+class JSONResponse(Response):
+    """A JSON answer, encoded by orjson: a tenth of the time ``json`` takes for results."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 @dataclass(frozen=True)
