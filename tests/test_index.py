@@ -118,10 +118,11 @@ def test_dense_index_matches_numpy_cosine() -> None:
 
 @pytest.mark.parametrize("kernel", popcount.KERNELS)
 @pytest.mark.parametrize("n_bits", BITS)
-def test_every_scan_kernel_equals_brute_force(kernel, n_bits) -> None:
+def test_every_scan_kernel_equals_brute_force(kernel, n_bits, monkeypatch) -> None:
     if kernel not in popcount.available_kernels():
         pytest.skip(f"this CPU or build has no {kernel} kernel: {popcount.available_kernels()}")
     before = popcount.kernel()
+    monkeypatch.setattr(popcount, "_SPLIT_WORK", 0)  # batches split over the cores
     db = clustered_codes(9000, n_bits, seed=8)  # more than two blocks: cores split the codes
     queries = np.concatenate([random_codes(37, n_bits, seed=9), db[:3]])
     popcount.use_kernel(kernel)

@@ -332,7 +332,9 @@ def top_k(
         padded = np.concatenate([padded, np.repeat(padded[-1:], fill_up, axis=0)])
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     bound = n_bits if radius is None else min(radius, n_bits)
-    threads = numba.get_num_threads() if nq * len(codes) >= _SPLIT_WORK else 1
+    # One query scans on its own core: waking another costs about what it saves, and on a
+    # busy machine the query would wait for the slower half.
+    threads = numba.get_num_threads() if nq > 1 and nq * len(codes) >= _SPLIT_WORK else 1
     n_groups = len(padded) // GROUP
     split_queries = n_groups >= 2 * threads
     parts = threads if split_queries else max(1, min(threads, len(codes) // BLOCK))
