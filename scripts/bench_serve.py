@@ -48,7 +48,7 @@ def wait_until_up(port: int, seconds: float = 60) -> None:
     raise SystemExit("the server did not come up")
 
 
-def client(port: int, queries: list[str], k: int, deadline: float, out: Any) -> None:
+def client(port: int, queries: list[str], query: str, deadline: float, out: Any) -> None:
     """One keep-alive connection sending ``queries`` in turn; its latencies go to ``out``.
 
     Raw HTTP/1.1 over a socket, in its own process: the load generator should cost
@@ -58,7 +58,7 @@ def client(port: int, queries: list[str], k: int, deadline: float, out: Any) -> 
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reader = connection.makefile("rb")
     requests = [
-        f"GET /search?q={urllib.parse.quote(q)}&k={k} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        f"GET /search?q={urllib.parse.quote(q)}&{query} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
         for q in queries
     ]
     times, failed = [], 0
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--rank", default="fused", help="the ranking asked for (default: fused)")
     args = parser.parse_args()
     index = SemanticIndex.load(args.index)
     rng = np.random.default_rng(0)
@@ -116,7 +117,7 @@ def main() -> None:
         deadline = time.monotonic() + args.seconds
         clients = [
             multiprocessing.get_context("fork").Process(
-                target=client, args=(port, share, args.k, deadline, results)
+                target=client, args=(port, share, f"k={args.k}&rank={args.rank}", deadline, results)
             )
             for share in shares
         ]
@@ -137,6 +138,7 @@ def main() -> None:
         "index": args.index,
         "documents": len(index),
         "clients": args.clients,
+        "rank": args.rank,
         "requests": len(ms),
         "not_200": failed,  # e.g. 400: a title with no word of the vocabulary
         "seconds": round(elapsed, 2),
