@@ -31,15 +31,19 @@ def substring_spans(n_bits: int) -> np.ndarray:
 
 
 def substrings(codes: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    """``(n, m)`` int64 substring values of packed codes."""
+    """``(n, m)`` int64 substring values of packed codes.
+
+    A span is at most 16 bits, so it lies in one word or crosses into the next: a
+    shift and a mask (two shifts at a crossing), whatever the number of codes.
+    """
     out = np.empty((len(codes), len(spans)), dtype=np.int64)
     for i, (start, stop) in enumerate(spans):
-        value = np.zeros(len(codes), dtype=np.uint64)
-        for bit in range(start, stop):  # spans are short; per-bit keeps word crossings simple
-            word, shift = divmod(int(bit), 64)
-            one = (codes[:, word] >> np.uint64(shift)) & np.uint64(1)
-            value |= one << np.uint64(bit - start)
-        out[:, i] = value.astype(np.int64)
+        word, shift = divmod(int(start), 64)
+        width = int(stop - start)
+        value = codes[:, word] >> np.uint64(shift)
+        if shift + width > 64:  # the high bits come from the next word
+            value = value | (codes[:, word + 1] << np.uint64(64 - shift))
+        out[:, i] = (value & np.uint64((1 << width) - 1)).astype(np.int64)
     return out
 
 
