@@ -362,4 +362,5 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,  # warnings only: no line a request to format
     )

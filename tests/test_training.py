@@ -91,6 +91,8 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
     floors = Recipe(epochs=10, min_steps=100, large_min_steps=400, large_corpus=5000)
     assert floors.epochs_for(4_000) == 13  # 8 batches: 100 steps
     assert floors.epochs_for(6_000) == 34  # from 5,000 documents on: 400 steps
+    assert Recipe().epochs_for(20_000, median_words=20) == Recipe().brief_epochs
+    assert Recipe().epochs_for(20_000, median_words=60) == Recipe().epochs
     saved_before = HasherConfig.from_dict(saved_before_recipe())
     assert saved_before.epochs is None  # retrains as it did: its epochs, no minimum, no cap
     assert saved_before.recipe.min_steps == saved_before.recipe.max_steps == 0
@@ -103,6 +105,8 @@ def test_epochs_given_are_exact_and_the_recipe_scales_its_own(newsgroups_sample)
         k: v for k, v in Recipe().to_dict().items() if "short_epochs" != k != "large_corpus"
     }
     assert Recipe.from_dict({**version_5, "version": 5}).epochs_for(20_000, short=True) == 60
+    version_6 = {k: v for k, v in Recipe().to_dict().items() if k != "brief_epochs"}
+    assert Recipe.from_dict({**version_6, "version": 6}).epochs_for(20_000, median_words=20) == 60
     version_4 = {k: v for k, v in Recipe().to_dict().items() if k != "short_helper"}
     assert not Recipe.from_dict({**version_4, "version": 4}).short_helper
     assert Recipe.from_dict(Recipe().to_dict()).short_helper

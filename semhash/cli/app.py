@@ -92,8 +92,8 @@ def model_options(command: F) -> F:
             "--epochs",
             type=click.IntRange(min=1),
             help="Epochs each code block trains, exactly (default: the recipe's 60; 90 for "
-            "codes under 32 bits; more to make 750 steps of 512 documents, 1,200 from "
-            "5,000 documents on; fewer for a large corpus).",
+            "codes under 32 bits, 80 for brief documents; more to make 750 steps of 512 "
+            "documents, 1,200 from 5,000 documents on; fewer for a large corpus).",
         ),
         click.option("--seed", default=0, show_default=True, help="Seed: same seed, same codes."),
         click.option(

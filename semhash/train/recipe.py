@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-RECIPE_VERSION = 6
+RECIPE_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Recipe:
     # The optimiser.
     epochs: int = 60  # per block, shared by the rounds
     short_epochs: int = 90  # ... for a code shorter than one block, and its helper (0: epochs)
+    brief_epochs: int = 80  # ... at least, for a corpus of brief documents (0: epochs)
+    brief_words: float = 32.0  # brief: the median document has fewer distinct words than this
     min_steps: int = 750  # a small corpus trains more epochs to make this many steps
     large_min_steps: int = 1200  # ... and a corpus of at least large_corpus documents this many
     large_corpus: int = 5000  # training documents from which large_min_steps applies (0: never)
@@ -94,18 +96,27 @@ class Recipe:
             return most
         return min(most, max(1, round(self.neighbour_fraction * n_documents)))
 
-    def epochs_for(self, n_train: int, epochs: int | None = None, short: bool = False) -> int:
+    def epochs_for(
+        self,
+        n_train: int,
+        epochs: int | None = None,
+        short: bool = False,
+        median_words: float | None = None,
+    ) -> int:
         """Epochs for ``n_train`` training documents: ``epochs`` exactly when given.
 
         Otherwise the recipe's ``epochs`` (``short_epochs`` for a ``short`` code, one
-        shorter than a block), raised to make at least ``min_steps`` optimiser steps
-        (``large_min_steps`` from ``large_corpus`` documents on) and lowered for a large
-        corpus to stay within ``max_steps``.
+        shorter than a block; at least ``brief_epochs`` when the median document has
+        fewer than ``brief_words`` distinct words), raised to make at least
+        ``min_steps`` optimiser steps (``large_min_steps`` from ``large_corpus``
+        documents on) and lowered for a large corpus to stay within ``max_steps``.
         """
         if epochs is not None:
             return epochs
         batches = max(1, math.ceil(n_train / self.batch_size))
         chosen = self.short_epochs if short and self.short_epochs else self.epochs
+        if self.brief_epochs and median_words is not None and median_words < self.brief_words:
+            chosen = max(chosen, self.brief_epochs)
         floor = self.min_steps
         if self.large_corpus and n_train >= self.large_corpus:
             floor = max(floor, self.large_min_steps)
@@ -168,6 +179,7 @@ _BEFORE = {
     "large_min_steps": 0,
     "large_corpus": 0,
     "short_epochs": 0,
+    "brief_epochs": 0,
     "ema_decay": 0.0,
     "max_steps": 0,
 }
@@ -176,6 +188,7 @@ _ADDED: dict[int, dict[str, Any]] = {
     4: {"helpers": True},
     5: {"short_helper": False},
     6: {"short_epochs": 0, "large_min_steps": 0, "large_corpus": 0},
+    7: {"brief_epochs": 0},
 }
 _RETIRED = {"deep_decoder": False, "weight_decay": 0.0, "decorrelation_weight": 0.0}
 

@@ -77,12 +77,17 @@ class Plan:
         """Block ``block``'s own seed: its initial weights and its batches."""
         return self.seed + 1000 * block
 
-    def stages(self, block: int, n_documents: int) -> list[TrainConfig]:
-        """One block's training settings, round by round: the epochs split evenly."""
+    def stages(
+        self, block: int, n_documents: int, median_words: float | None = None
+    ) -> list[TrainConfig]:
+        """One block's training settings, round by round: the epochs split evenly.
+
+        ``median_words``: distinct words of the corpus's median document.
+        """
         r = self.recipe
         n_train = n_documents - TrainConfig(val_fraction=r.val_fraction).held_out(n_documents)
         short = self.n_bits < r.block_bits
-        total = r.epochs_for(n_train, self.epochs, short)
+        total = r.epochs_for(n_train, self.epochs, short, median_words)
         epochs = np.array_split(range(total), self.n_stages())
         return [
             TrainConfig(
@@ -124,10 +129,11 @@ def train_blocks(
     pool = n_found * r.candidate_factor if n_stages > 1 else 0
     candidates = neighbours_of(inputs, max(n_tfidf, pool), progress=progress)
     tfidf = candidates[:, :n_tfidf]
-    dropout = r.dropout_rate(float(np.median(np.diff(inputs.indptr))))
+    median_words = float(np.median(np.diff(inputs.indptr)))
+    dropout = r.dropout_rate(median_words)
     logger.info("dropping words at rate %.2f while training", dropout)
     trainers = [
-        _Block(plan.model_config(counts.shape[1], bits, dropout), plan.stages(i, n))
+        _Block(plan.model_config(counts.shape[1], bits, dropout), plan.stages(i, n, median_words))
         for i, bits in enumerate(plan.trainer_sizes())
     ]
     lists = [tfidf]
