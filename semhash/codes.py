@@ -87,12 +87,24 @@ def flip_masks(n_bits: int, radius: int) -> np.ndarray:
 
 
 def centred_unit_rows(activations: np.ndarray) -> np.ndarray:
-    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32.
-
-    The squared norms come from ``einsum``: a reduction along rows of a few dozen units
-    costs numpy several times more.
-    """
+    """Activations minus 0.5, scaled to unit L2 norm: ``(n, b)`` float32."""
     centred = np.asarray(activations, dtype=np.float32) - np.float32(0.5)
-    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
-    centred /= np.maximum(norms, np.float32(1e-12))[:, None]
+    centred /= _row_norms(centred)[:, None]
     return centred
+
+
+def centred_norms(activations: np.ndarray) -> np.ndarray:
+    """The L2 norm of each row of activations minus 0.5 (at least 1e-12): ``(n,)`` float32.
+
+    An index computes its documents' once; a query's candidates then cost a gather.
+    """
+    return _row_norms(np.asarray(activations, dtype=np.float32) - np.float32(0.5))
+
+
+def _row_norms(rows: np.ndarray) -> np.ndarray:
+    """Row norms, at least 1e-12 so that they divide.
+
+    By ``einsum``: a reduction along rows of a few dozen units costs numpy several
+    times more.
+    """
+    return np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), np.float32(1e-12))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from semhash.codes import binarize, n_words, pack, unpack
+from semhash.codes import binarize, centred_norms, n_words, pack, unpack
 from semhash.corpus import Corpus
 from semhash.hasher import HasherConfig, SemanticHasher
 from semhash.index.base import Hits
@@ -22,7 +22,7 @@ from semhash.index.milvus import MilvusCodes, MilvusError
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
 from semhash.lexical import TermCounts
 from semhash.options import TWO_STAGE, QueryError, SearchOptions
-from semhash.rank import best_first, centred_norms, cosine_scores, fused_scores
+from semhash.rank import best_first, cosine_scores, fused_scores
 from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
 from semhash.text import Bags

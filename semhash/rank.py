@@ -28,21 +28,12 @@ FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
 FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
 
 
-def centred_norms(units: np.ndarray) -> np.ndarray:
-    """The L2 norm of each row of units minus 0.5 (at least 1e-12): ``(n,)`` float32.
-
-    An index computes its documents' once; a query's candidates then cost a gather.
-    """
-    centred = np.asarray(units, dtype=np.float32) - np.float32(0.5)
-    return np.maximum(np.sqrt(np.einsum("ij,ij->i", centred, centred)), np.float32(1e-12))
-
-
 def cosine_scores(
     query_units: np.ndarray, candidate_units: np.ndarray, candidate_norms: np.ndarray
 ) -> np.ndarray:
     """Cosine of the centred code units of one query and each candidate: float32.
 
-    ``candidate_norms`` are the candidates' :func:`centred_norms`.
+    ``candidate_norms`` are the candidates' :func:`semhash.codes.centred_norms`.
     """
     return _cosines(centred_unit_rows(query_units[None, :])[0], candidate_units, candidate_norms)
 
