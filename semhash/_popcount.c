@@ -367,22 +367,22 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
                 for (int64_t i = kept; i < k; i++) out_pos[q * k + i] = -1, out_dist[q * k + i] = -1;
                 out_fill[q] = kept;
             }
-            n = 0; /* nothing left to scan or to compact */
-        }
-        for (int64_t a = 0; a < n; a += BLOCK) {
-            int64_t b = a + BLOCK < n ? a + BLOCK : n;
-            for (int64_t q = 0; q < nq; q += g)
-                for (int64_t c0 = a; c0 < b; c0 += CHUNK)
-                    scan(queries + q * words, g, codes, words, c0,
-                               c0 + CHUNK < b ? c0 + CHUNK : b, offset, sel + q, &w);
-        }
-        for (int64_t q = 0; q < nq && n; q++) {
-            int64_t kept = compact(&sel[q], &w);
-            for (int64_t i = 0; i < k; i++) {
-                out_pos[q * k + i] = i < kept ? sel[q].pos[i] : -1;
-                out_dist[q * k + i] = i < kept ? sel[q].dist[i] : -1;
+        } else {
+            for (int64_t a = 0; a < n; a += BLOCK) {
+                int64_t b = a + BLOCK < n ? a + BLOCK : n;
+                for (int64_t q = 0; q < nq; q += g)
+                    for (int64_t c0 = a; c0 < b; c0 += CHUNK)
+                        scan(queries + q * words, g, codes, words, c0,
+                             c0 + CHUNK < b ? c0 + CHUNK : b, offset, sel + q, &w);
             }
-            out_fill[q] = kept;
+            for (int64_t q = 0; q < nq; q++) {
+                int64_t kept = compact(&sel[q], &w);
+                for (int64_t i = 0; i < k; i++) {
+                    out_pos[q * k + i] = i < kept ? sel[q].pos[i] : -1;
+                    out_dist[q * k + i] = i < kept ? sel[q].dist[i] : -1;
+                }
+                out_fill[q] = kept;
+            }
         }
         Py_END_ALLOW_THREADS
         result = Py_None;

@@ -185,15 +185,15 @@ class SemanticHasher:
         A few rows (typed queries) are encoded from their arrays in numpy, with no
         scipy matrix or torch call in the way; many rows go block by block through torch.
         """
+        _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
         if isinstance(counts, Bags):
             models = self._require_models()
-            if len(counts) > FEW_ROWS or any(model.training for model in models):
-                matrix = counts.matrix(self.vectorizer.vocab_size)
-                return self.activations_from_counts(matrix, progress)
-            weights = self.vectorizer.weights(counts)
-            units = [model.encode_few(counts.indptr, counts.indices, weights) for model in models]
-            _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
-            return np.hstack(units).astype(np.float32, copy=False)
+            if len(counts) <= FEW_ROWS and not any(model.training for model in models):
+                weights = self.vectorizer.weights(counts)
+                indptr, indices = counts.indptr, counts.indices
+                units = [model.encode_few(indptr, indices, weights) for model in models]
+                return np.hstack(units).astype(np.float32, copy=False)
+            counts = counts.matrix(self.vectorizer.vocab_size)
         out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
         blocks: Iterable[tuple[int, sp.csr_matrix]] = row_blocks(counts)
         if progress and counts.shape[0] > ENCODE_BLOCK:  # a bar costs more than one query
@@ -202,7 +202,6 @@ class SemanticHasher:
         for start, rows in blocks:
             block = self.vectorizer.weight(rows)
             out[start : start + ENCODE_BLOCK] = self._encode_inputs(block)
-        _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
         return out
 
     def _encode_inputs(self, inputs: sp.csr_matrix) -> np.ndarray:
