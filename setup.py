@@ -15,6 +15,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "semhash._softmax",
+            ["semhash/_softmax.c"],
+            extra_compile_args=["-O3", "-std=c11"],
+            optional=True,
+        ),
+        Extension(
             "semhash._tokens",
             ["semhash/_tokens.c"],
             extra_compile_args=["-O3", "-std=c11"],

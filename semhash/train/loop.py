@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from semhash.train.loss import reconstruction_loss
 from semhash.train.model import SemanticHashingAutoencoder, csr_tensor
 
 if TYPE_CHECKING:
@@ -192,9 +193,8 @@ def _train_epoch(
     total, count = 0.0, 0
     for start in range(0, len(rows), config.batch_size):
         batch = rows[start : start + config.batch_size]
-        x, p = sparse(inputs[batch], device), dense(targets[batch], device)
-        units, log_q = model(x, noise_std=noise)
-        reconstruction = -(p * log_q).sum(dim=1).mean()
+        units = model(sparse(inputs[batch], device), noise_std=noise)
+        reconstruction = reconstruction_loss(units, model.decoder, targets[batch])
         loss = reconstruction + code_penalty(units, config)
         optimiser.zero_grad(set_to_none=False)  # refill, not reallocate, the gradients
         loss.backward()
@@ -254,9 +254,9 @@ def binary_code_loss(
     total, device = 0.0, next(model.parameters()).device
     for start in range(0, inputs.shape[0], 1024):
         x = sparse(inputs[start : start + 1024], device)
-        p = dense(targets[start : start + 1024], device)
         bits = (model.encode(x) > 0.5).float()
-        total += -(p * torch.log_softmax(model.decoder(bits), dim=-1)).sum().item()
+        loss = reconstruction_loss(bits, model.decoder, targets[start : start + 1024])
+        total += loss.item() * x.shape[0]
     return total / max(1, inputs.shape[0])
 
 

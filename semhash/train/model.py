@@ -119,8 +119,8 @@ class SemanticHashingAutoencoder(nn.Module):
             self.encoder.append(norm)
         self.decoder = nn.Linear(b, v)
 
-    def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Code units ``(n, b)`` and log word probabilities ``(n, V)``.
+    def forward(self, x: torch.Tensor, noise_std: float = 0.0) -> torch.Tensor:
+        """Code units ``(n, b)``; ``self.decoder(units)`` are the word logits (see ``loss``).
 
         ``x`` may be a sparse CSR batch: word dropout then touches only its non-zeros
         (dropout over the dense ``(n, V)`` batch cost more than the first layer).
@@ -134,8 +134,7 @@ class SemanticHashingAutoencoder(nn.Module):
             logits = self.encoder(x)
         if noise_std > 0:
             logits = logits + noise_std * torch.randn_like(logits)
-        units = torch.sigmoid(logits)
-        return units, torch.log_softmax(self.decoder(units), dim=-1)
+        return torch.sigmoid(logits)
 
     _folded: list[tuple[np.ndarray, np.ndarray]] | None = None
 

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from semhash.train import loss
 from semhash.train.loop import History, TrainConfig, adam, encode_units, fit
 from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.train.recipe import Recipe
@@ -132,6 +133,7 @@ def train_blocks(
     median_words = float(np.median(np.diff(inputs.indptr)))
     dropout = r.dropout_rate(median_words)
     logger.info("dropping words at rate %.2f while training", dropout)
+    logger.info("the loss runs on the %s kernel (SEMHASH_LOSS to force one)", loss.current())
     trainers = [
         _Block(plan.model_config(counts.shape[1], bits, dropout), plan.stages(i, n, median_words))
         for i, bits in enumerate(plan.trainer_sizes())
