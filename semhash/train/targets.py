@@ -14,9 +14,9 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from semhash.codes import centred_unit_rows
+from semhash.train.approximate import approximate_neighbours
 
 logger = logging.getLogger(__name__)
 EXACT_LIMIT = 50_000  # training documents up to which the TF-IDF neighbours are exact
@@ -29,34 +29,14 @@ def word_distributions(counts: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / sums) @ counts, dtype=np.float32)
 
 
-def nearest_neighbours(
-    tfidf: sp.csr_matrix,
-    k: int,
-    block: int = 2048,
-    progress: bool = False,
-    max_floats: int = 1 << 26,
-) -> np.ndarray:
-    """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``: ``(n, k)`` int64.
+def nearest_neighbours(tfidf: sp.csr_matrix, k: int, progress: bool = False) -> np.ndarray:
+    """The ``k`` most cosine-similar other rows of unit-norm ``tfidf``: ``(n, k)`` int64, exactly.
 
-    Exact, in blocks of at most ``block`` rows and ``max_floats`` similarities (256 MB),
-    so a large corpus takes smaller blocks rather than ``block * n`` floats at once.
+    Through the word lists of :mod:`semhash.train.approximate` with every list whole:
+    each document sharing a word with a row is scored, so the scores are the exact
+    cosines, summed word by word without the sparse product's intermediate matrices.
     """
-    n = tfidf.shape[0]
-    k = min(k, n - 1)
-    if k <= 0:
-        return np.zeros((n, 0), dtype=np.int64)
-    block = max(1, min(block, max_floats // n))
-    transposed = tfidf.T.tocsc()
-    result = np.empty((n, k), dtype=np.int64)
-    starts = range(0, n, block)
-    for start in tqdm(starts, desc="neighbours", unit="block", disable=not progress):
-        stop = min(n, start + block)
-        sims = (tfidf[start:stop] @ transposed).toarray()
-        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-        result[start:stop] = np.take_along_axis(top, order, axis=1)
-    return result
+    return approximate_neighbours(tfidf, k, depth=tfidf.shape[0], pool=k, progress=progress)
 
 
 def code_neighbours(activations: np.ndarray, k: int) -> np.ndarray:
@@ -89,8 +69,6 @@ def neighbours_of(tfidf: sp.csr_matrix, k: int, progress: bool = False) -> np.nd
     if tfidf.shape[0] <= EXACT_LIMIT:
         logger.info("finding %d TF-IDF neighbours per document, exactly", k)
         return nearest_neighbours(tfidf, k, progress=progress)
-    from semhash.train.approximate import approximate_neighbours
-
     logger.info("finding %d TF-IDF neighbours per document, approximately", k)
     return approximate_neighbours(tfidf, k, progress=progress)
 
