@@ -22,7 +22,7 @@ from semhash.index.milvus import MilvusCodes, MilvusError
 from semhash.index.two_stage import ADDRESS_BITS, TwoStage
 from semhash.lexical import TermCounts
 from semhash.options import TWO_STAGE, QueryError, SearchOptions
-from semhash.rank import best_first, cosine_scores, fused_scores
+from semhash.rank import rerank
 from semhash.store import layout, mirror, versions
 from semhash.store.documents import Documents
 from semhash.text import Bags
@@ -350,16 +350,11 @@ class SemanticIndex:
         scores = np.full((len(hits.positions), k), np.nan, dtype=np.float32)
         if self._norms is None or len(self._norms) != len(self):
             self._norms = centred_norms(self.activations)
+        units = np.asarray(self.activations)
         for i, candidates in enumerate(hits.positions):
             candidates = candidates[candidates >= 0]
-            units = np.take(self.activations, candidates, axis=0)  # faster than [candidates]
-            norms = self._norms[candidates]
-            if words is None:
-                score = cosine_scores(activations[i], units, norms)
-            else:
-                lexical = self.terms.bm25(words[i], candidates)
-                score = fused_scores(activations[i], units, norms, lexical)
-            best, best_scores = best_first(candidates, score, k)
+            lexical = None if words is None else self.terms.bm25(words[i], candidates)
+            best, best_scores = rerank(activations[i], units, self._norms, candidates, lexical, k)
             positions[i, : len(best)] = best
             scores[i, : len(best)] = best_scores
         return Hits(positions, scores)

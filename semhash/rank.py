@@ -20,6 +20,7 @@ lower position.  The constants were chosen on the validation half of
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from semhash.codes import centred_unit_rows
 
@@ -28,49 +29,88 @@ FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
 FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
 
 
-def cosine_scores(
-    query_units: np.ndarray, candidate_units: np.ndarray, candidate_norms: np.ndarray
-) -> np.ndarray:
-    """Cosine of the centred code units of one query and each candidate: float32.
-
-    ``candidate_norms`` are the candidates' :func:`semhash.codes.centred_norms`.
-    """
-    return _cosines(centred_unit_rows(query_units[None, :])[0], candidate_units, candidate_norms)
-
-
-def fused_scores(
+def rerank(
     query_units: np.ndarray,
-    candidate_units: np.ndarray,
-    candidate_norms: np.ndarray,
-    lexical: np.ndarray,
-) -> np.ndarray:
-    """The fused score of each candidate (see the module docstring): float32."""
-    query = centred_unit_rows(query_units[None, :])[0]
-    best = float(lexical.max()) if len(lexical) else 0.0
-    words = LEXICAL_WEIGHT * (lexical / best if best > 0 else lexical)
-    first = _cosines(query, candidate_units, candidate_norms) + words
-    if len(first) == 0:
-        return first.astype(np.float32)
-    top, _ = best_first(np.arange(len(first)), first, FEEDBACK)
-    centred = (candidate_units[top] - np.float32(0.5)) / candidate_norms[top, None]
-    refined = query + FEEDBACK_WEIGHT * centred.mean(axis=0)
-    refined /= max(float(np.linalg.norm(refined)), 1e-12)
-    return (_cosines(refined, candidate_units, candidate_norms) + words).astype(np.float32)
+    units: np.ndarray,
+    norms: np.ndarray,
+    candidates: np.ndarray,
+    lexical: np.ndarray | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best ``candidates`` (positions into ``units``) and their scores, best first.
 
-
-def _cosines(query: np.ndarray, units: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """Cosines of a centred unit-length ``query`` and the centred ``units``.
-
-    The units are not centred one by one: (u - 0.5) . q = u . q - 0.5 sum(q).
+    Without ``lexical`` (BM25 of each candidate) by the cosine of the centred code
+    units; with it by the fused score of the module docstring.  Ties go to the lower
+    position.  ``norms`` are every row's :func:`semhash.codes.centred_norms`: a
+    candidate is scored as ``(u . q - 0.5 sum(q)) / norm``, never centred itself.
+    Compiled, one pass over the candidates' rows: numpy calls cost several times more.
     """
-    query = query.astype(np.float32, copy=False)
-    return (units @ query - np.float32(0.5 * float(query.sum()))) / norms
+    query = centred_unit_rows(query_units[None, :])[0].astype(np.float32)
+    fused = lexical is not None
+    words = lexical if lexical is not None else np.zeros(0, dtype=np.float32)
+    return _rerank(units, norms, candidates.astype(np.int64), query, words, fused, k)
 
 
-def best_first(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best candidates and their scores, highest first, ties by position."""
-    chosen = np.arange(len(scores))
-    if len(scores) > k:  # only those scoring at least the k-th best need sorting
-        chosen = np.flatnonzero(scores >= np.partition(scores, len(scores) - k)[len(scores) - k])
-    order = chosen[np.lexsort((candidates[chosen], -scores[chosen]))][:k]
-    return candidates[order], scores[order]
+@njit(cache=True, nogil=True)
+def _rerank(units, norms, candidates, query, lexical, fused, k):  # pragma: no cover - compiled
+    """:func:`rerank`'s work: cosines, feedback, BM25 added, the ``k`` best kept in order."""
+    m, b = len(candidates), len(query)
+    scores = _cosine_pass(units, norms, candidates, query)
+    if fused and m > 0:
+        best = np.float32(0.0)
+        for i in range(m):
+            best = max(best, lexical[i])
+        words = np.empty(m, dtype=np.float32)
+        for i in range(m):
+            words[i] = LEXICAL_WEIGHT * (lexical[i] / best if best > 0 else lexical[i])
+            scores[i] += words[i]
+        top = _best(scores, np.arange(m), min(FEEDBACK, m))
+        refined = query.astype(np.float64)
+        for j in range(len(top)):
+            row = candidates[top[j]]
+            for d in range(b):
+                refined[d] += FEEDBACK_WEIGHT * (units[row, d] - 0.5) / norms[row] / len(top)
+        length = max(np.sqrt(np.sum(refined * refined)), 1e-12)
+        scores = _cosine_pass(units, norms, candidates, (refined / length).astype(np.float32))
+        for i in range(m):
+            scores[i] += words[i]
+    chosen = _best(scores, candidates, min(k, m))
+    return candidates[chosen], scores[chosen]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cosine_pass(units, norms, candidates, query):  # pragma: no cover - compiled
+    """(u . q - 0.5 sum(q)) / norm for each candidate's units u: float32."""
+    offset = np.float32(0.5) * np.sum(query)
+    out = np.empty(len(candidates), dtype=np.float32)
+    for i in range(len(candidates)):
+        row = candidates[i]
+        total = np.float32(0.0)
+        for d in range(len(query)):
+            total += units[row, d] * query[d]
+        out[i] = (total - offset) / norms[row]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _best(scores, positions, k):  # pragma: no cover - compiled
+    """Indices of the ``k`` highest ``scores``, best first, ties to the lower position."""
+    chosen = np.empty(k, dtype=np.int64)
+    filled = 0
+    for i in range(len(scores) if k > 0 else 0):
+        if filled == k and not _before(scores[i], positions[i], scores[chosen[k - 1]],
+                                       positions[chosen[k - 1]]):  # fmt: skip
+            continue
+        at = min(filled, k - 1)  # insert, shifting the worse ones down
+        while at > 0 and _before(scores[i], positions[i], scores[chosen[at - 1]],
+                                 positions[chosen[at - 1]]):  # fmt: skip
+            chosen[at] = chosen[at - 1]
+            at -= 1
+        chosen[at] = i
+        filled = min(filled + 1, k)
+    return chosen[:filled]
+
+
+@njit(cache=True, inline="always")
+def _before(score, position, other_score, other_position):  # pragma: no cover - compiled
+    return score > other_score or (score == other_score and position < other_position)
