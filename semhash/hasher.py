@@ -185,7 +185,7 @@ class SemanticHasher:
         A few rows (typed queries) are encoded from their arrays in numpy, with no
         scipy matrix or torch call in the way; many rows go block by block through torch.
         """
-        _warn_empty(int(np.sum(np.diff(counts.indptr) == 0)))
+        _warn_empty(int(np.count_nonzero(counts.indptr[1:] == counts.indptr[:-1])))
         if isinstance(counts, Bags):
             models = self._require_models()
             if len(counts) <= FEW_ROWS and not any(model.training for model in models):

@@ -212,6 +212,9 @@ class Vectorizer:
     def weights(self, bags: Bags) -> np.ndarray:
         """:meth:`weight`'s values for the words of ``bags``: float32, one per word."""
         data = np.log1p(bags.values.astype(np.float32)) * self.idf_[bags.indices]
+        if len(bags) == 1:  # a query: no row bookkeeping
+            norm = float(np.sqrt(data @ data))
+            return (data / norm if norm > 0 else data).astype(np.float32, copy=False)
         rows = np.repeat(np.arange(len(bags)), np.diff(bags.indptr))
         norms = np.sqrt(np.bincount(rows, data * data, len(bags))).astype(np.float32)
         norms[norms == 0] = 1.0
