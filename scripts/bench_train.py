@@ -74,9 +74,11 @@ def sample_corpus(n: int, folder: Path) -> str:
 
 
 def baseline_tree(ref: str, folder: Path) -> Path:
-    """A checkout of ``ref`` to run the old trainer from."""
+    """A checkout of ``ref`` to run the old trainer from, its C extensions built as ours are."""
     tree = folder / f"semhash-{ref}"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT, check=True)
+    build = [sys.executable, "setup.py", "build_ext", "--inplace"]
+    subprocess.run(build, cwd=tree, check=True, capture_output=True)
     return tree
 
 
