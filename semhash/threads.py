@@ -41,14 +41,19 @@ def cores() -> int:
 
 
 def use_free_cores() -> int:
-    """Let torch use the cores idle right now (at least one), unless threads were set.
+    """Let torch and numba use the cores idle right now (at least one), unless threads were set.
 
-    Returns the threads torch will use.
+    numba's OpenMP pool matters as much as torch's: a pool wider than the idle cores
+    slows every later step of training, though numba runs only the neighbour search
+    (see the busy-core rows of ``benchmarks/RESULTS.md``).  Returns torch's threads.
     """
+    import numba
     import torch
 
     if _chosen is None and "SEMHASH_THREADS" not in os.environ:
-        torch.set_num_threads(free_cores())
+        free = free_cores()
+        torch.set_num_threads(free)
+        numba.set_num_threads(min(free, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     return torch.get_num_threads()
 
 

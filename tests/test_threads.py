@@ -18,14 +18,18 @@ def test_free_cores_count_the_idle_share_of_the_machine(monkeypatch) -> None:
 
 
 def test_training_threads_follow_the_free_cores_unless_set(monkeypatch) -> None:
-    before = torch.get_num_threads()
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads()
     monkeypatch.delenv("SEMHASH_THREADS", raising=False)
     monkeypatch.setattr(threads, "_chosen", None)
     monkeypatch.setattr(threads, "free_cores", lambda: 1)
     try:
         assert threads.use_free_cores() == 1
+        assert numba.get_num_threads() == 1  # numba too: its pool slows training beside a busy core
         monkeypatch.setattr(threads, "_chosen", 2)  # the user's choice stands
         torch.set_num_threads(2)
         assert threads.use_free_cores() == 2
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
