@@ -118,7 +118,7 @@ def encode_rate(folder: Path) -> dict:
 
     from semhash import SemanticIndex, load_corpus
     from semhash.codes import binarize, pack
-    from semhash.train.loop import dense
+    from semhash.train.loss import dense
 
     index_dir = folder / "sem-20 Newsgroups-32"
     if not index_dir.exists():

@@ -11,7 +11,8 @@ import torch
 
 from semhash import Corpus, HasherConfig, SemanticHasher
 from semhash.eval.protocol import evaluate_index, make_split
-from semhash.train.loop import TrainConfig, _average_step, dense, fit, recalibrate_norms
+from semhash.train.loop import TrainConfig, _average_step, fit, recalibrate_norms
+from semhash.train.loss import dense
 from semhash.train.model import ModelConfig, SemanticHashingAutoencoder
 from semhash.train.recipe import Recipe
 

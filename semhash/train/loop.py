@@ -260,11 +260,6 @@ def binary_code_loss(
     return total / max(1, inputs.shape[0])
 
 
-def dense(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
-    """A CSR block as a dense float32 tensor on ``device``."""
-    return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(device)
-
-
 def sparse(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
     """A CSR block as a sparse CSR float32 tensor on ``device``."""
     rows = rows.astype(np.float32)

@@ -40,8 +40,13 @@ def reconstruction_loss(
     if _kernel == "avx2" and units.device.type == "cpu" and units.dtype == torch.float32:
         logits = units @ decoder.weight.t()  # the bias is added by the kernel, row by row
         return _FusedCrossEntropy.apply(logits, decoder.bias, targets)
-    dense = torch.from_numpy(np.asarray(targets.toarray(), dtype=np.float32)).to(units.device)
-    return -(dense * torch.log_softmax(decoder(units), dim=-1)).sum(dim=1).mean()
+    p = dense(targets, units.device)
+    return -(p * torch.log_softmax(decoder(units), dim=-1)).sum(dim=1).mean()
+
+
+def dense(rows: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A CSR block as a dense float32 tensor on ``device``."""
+    return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(device)
 
 
 def available() -> list[str]:
