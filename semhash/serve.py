@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from semhash.engine import QueryError, Result, SemanticIndex
-from semhash.options import MAX_PENDING, SearchOptions
+from semhash.options import ENGINES, MAX_PENDING, SearchOptions
 from semhash.store.versions import MANIFEST
 from semhash.threads import cores, set_threads
 
@@ -292,10 +292,15 @@ def _path_id(request: Request, prefix: str) -> str:
 def _warmed(index: SemanticIndex) -> SemanticIndex:
     """``index`` after a few searches: kernels compiled, word counts and tables built."""
     if len(index):
-        for rank in ("fused", "hamming"):
-            for queries in (WARM_UP[:1], WARM_UP):  # one query and a few take different paths
+        # One typed query takes its own (compiled) encoding path.  Every exact engine is
+        # warmed, not only the planner's pick: a new version's codes may tip its choice,
+        # and a first compile there would hold the switch to that version for seconds.
+        for queries in (WARM_UP[:1], WARM_UP):
+            with contextlib.suppress(QueryError):
+                index.search(queries, k=10, rank="fused")
+            for engine in ENGINES:
                 with contextlib.suppress(QueryError):
-                    index.search(queries, k=10, rank=rank)
+                    index.search(queries, k=10, rank="hamming", engine=engine)
     return index
 
 
