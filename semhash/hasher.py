@@ -182,8 +182,8 @@ class SemanticHasher:
     ) -> np.ndarray:
         """Code units for word counts already made by ``self.vectorizer``: ``(n, b)`` float32.
 
-        A few rows (typed queries) are encoded from their arrays in numpy, with no
-        scipy matrix or torch call in the way; many rows go block by block through torch.
+        A few rows (typed queries) are encoded from their arrays in one compiled call, with
+        no scipy matrix or torch call in the way; many rows go block by block through torch.
         """
         _warn_empty(int(np.count_nonzero(counts.indptr[1:] == counts.indptr[:-1])))
         if isinstance(counts, Bags):

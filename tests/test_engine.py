@@ -135,8 +135,8 @@ def test_unknown_engine_and_two_stage_with_a_radius_are_refused(trained_index) -
         trained_index.search(["space"], radius=2, engine="two-stage")
 
 
-def test_a_few_rows_encode_in_numpy_as_torch_does(trained_index) -> None:
-    """Queries take the folded numpy path; documents in bulk the torch one: same units."""
+def test_a_few_rows_encode_through_the_folded_layers_as_torch_does(trained_index) -> None:
+    """Queries take the compiled folded path; documents in bulk the torch one: same units."""
     from semhash.train.loop import sparse
 
     vectorizer = trained_index.hasher.vectorizer
@@ -156,7 +156,7 @@ def test_queries_as_arrays_encode_and_rank_as_a_matrix_does(trained_index) -> No
     """The query path skips scipy (``Bags``); its units and results are the matrix path's."""
     hasher, vectorizer = trained_index.hasher, trained_index.hasher.vectorizer
     texts = ["nasa orbit launch", *trained_index.texts[:20]]
-    for n in (1, 3, 20):  # one query, a few, more than the numpy path takes
+    for n in (1, 3, 20):  # one query, a few, more than the compiled path takes
         bags = vectorizer.bags(texts[:n])
         matrix = vectorizer.counts(texts[:n])
         assert np.array_equal(

@@ -290,13 +290,12 @@ def row_blocks(rows: sp.csr_matrix) -> Iterator[tuple[int, sp.csr_matrix]]:
         yield start, rows[start : start + ENCODE_BLOCK]
 
 
-FEW_ROWS = 16  # rows encoded in numpy, with the batch norms folded in
+FEW_ROWS = 16  # rows encoded by the compiled folded layers, not through torch
 
 
 def _encode_rows(model: SemanticHashingAutoencoder, rows: sp.csr_matrix) -> np.ndarray:
     if rows.shape[0] <= FEW_ROWS and not model.training:
-        units = model.encode_few(rows.indptr, rows.indices, rows.data.astype(np.float32))
-        return units.astype(np.float32)
+        return model.encode_few(rows.indptr, rows.indices, rows.data.astype(np.float32))
     return model.encode_bags(
         torch.from_numpy(rows.indptr.astype(np.int64)),
         torch.from_numpy(rows.indices.astype(np.int64)),

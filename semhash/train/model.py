@@ -171,15 +171,9 @@ class SemanticHashingAutoencoder(nn.Module):
         return folded
 
     def encode_few(self, offsets: np.ndarray, words: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """:meth:`encode_bags` for a few rows in numpy: a query costs tens of microseconds."""
+        """:meth:`encode_bags` for a few CSR rows, compiled: a query costs tens of microseconds."""
         (first, b1), (second, b2), (third, b3) = self.folded()
-        if len(offsets) == 2:  # one query
-            return _encode_one(words, weights, first, b1, second, b2, third, b3)[None, :]
-        else:
-            rows = zip(offsets[:-1], offsets[1:], strict=True)
-            hidden = np.stack([weights[a:b] @ first[words[a:b]] for a, b in rows]) + b1
-        hidden = np.maximum(np.maximum(hidden, 0.0) @ second + b2, 0.0)
-        return 1.0 / (1.0 + np.exp(-(hidden @ third + b3)))
+        return _encode_rows(offsets, words, weights, first, b1, second, b2, third, b3)
 
     @torch.no_grad()
     def encode_bags(
@@ -218,21 +212,26 @@ class SemanticHashingAutoencoder(nn.Module):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _encode_one(words, weights, first, b1, second, b2, third, b3):  # pragma: no cover - compiled
-    """One query's code units through the folded layers, in one compiled call.
+def _encode_rows(
+    offsets, words, weights, first, b1, second, b2, third, b3
+):  # pragma: no cover - compiled
+    """Code units of a few CSR rows through the folded layers: ``(n, b)`` float32.
 
-    Each layer adds up the weight rows of its input's non-zero units: the first
-    layer's rows of the query's words, the next ones' rows of the units the ReLU left
-    on (about half), so a query reads about half of the 500 x 500 layer, not all of it.
+    Row by row, each layer adds up the weight rows of its input's non-zero units: the
+    first layer's rows of the row's words, the next ones' rows of the units the ReLU
+    left on (about half), so a query reads about half of the 500 x 500 layer.
     """
-    hidden = b1.copy()
-    for i in range(len(words)):
-        row, weight = first[words[i]], weights[i]
-        for j in range(len(hidden)):
-            hidden[j] += weight * row[j]
-    out = _dense_relu_layer(hidden, second, b2)
-    logits = _dense_relu_layer(out, third, b3)
-    return 1.0 / (1.0 + np.exp(-logits))
+    out = np.empty((len(offsets) - 1, len(b3)), dtype=np.float32)
+    for r in range(len(offsets) - 1):
+        hidden = b1.copy()
+        for i in range(offsets[r], offsets[r + 1]):
+            row, weight = first[words[i]], weights[i]
+            for j in range(len(hidden)):
+                hidden[j] += weight * row[j]
+        logits = _dense_relu_layer(_dense_relu_layer(hidden, second, b2), third, b3)
+        for j in range(len(logits)):
+            out[r, j] = 1.0 / (1.0 + np.exp(-logits[j]))
+    return out
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
