@@ -21,6 +21,7 @@
 #define GROUP 8
 #define CHUNK 64
 #define BLOCK 4096
+#define MAX_BITS 128
 #define SELECT_SHARE 16 /* k of at least 1/16 of the codes: select by a distance histogram */
 
 typedef struct {
@@ -102,39 +103,69 @@ static inline __attribute__((always_inline)) int64_t distance(const uint64_t *q,
 
 SCALAR_SCAN(scan_chunk_portable)
 
+/* Write the ``taken`` codes ``kept`` (positions, increasing) in (distance, position) order,
+ * distances from ``near``, none above ``top``: four quarters of them at once, each with
+ * its own slots, so that runs of one distance do not wait on one counter. */
+static void place(const uint8_t *near, const int64_t *kept, int64_t taken, int64_t top,
+                  int64_t offset, int64_t *out_pos, int32_t *out_dist) {
+    int64_t quarter = taken / 4, slots[4][MAX_BITS + 2];
+    const int64_t *part[4] = {kept, kept + quarter, kept + 2 * quarter, kept + 3 * quarter};
+    memset(slots, 0, sizeof(slots));
+    for (int64_t i = 0; i < quarter; i++)
+        for (int p = 0; p < 4; p++) slots[p][near[part[p][i]]]++;
+    for (int64_t i = 4 * quarter; i < taken; i++) slots[3][near[kept[i]]]++;
+    for (int64_t d = 0, start = 0; d <= top; d++)
+        for (int p = 0; p < 4; p++) { /* counts become first slots */
+            int64_t count = slots[p][d];
+            slots[p][d] = start;
+            start += count;
+        }
+    for (int64_t i = 0; i < quarter; i++)
+        for (int p = 0; p < 4; p++) {
+            int64_t jj = part[p][i], d = near[jj], at = slots[p][d]++;
+            out_pos[at] = offset + jj;
+            out_dist[at] = (int32_t)d;
+        }
+    for (int64_t i = 4 * quarter; i < taken; i++) {
+        int64_t jj = kept[i], d = near[jj], at = slots[3][d]++;
+        out_pos[at] = offset + jj;
+        out_dist[at] = (int32_t)d;
+    }
+}
+
 /* A k that is a large share of the codes (a re-ranker's candidates): the buffer would take
- * nearly every code, so count the distances instead, then take the codes below the k-th
- * one's distance and, in position order, enough of those at it.  Writes the k (or fewer,
- * within ``bound``) best of one query in (distance, position) order; returns how many. */
+ * nearly every code, so count the distances instead (four interleaved histograms, so that
+ * runs of one distance do not wait on each other's increments), keep every code below the
+ * k-th one's distance and, in position order, enough of those at it (without a branch per
+ * code), then place the kept by distance.  ``near`` holds n distances and ``kept`` k + 1
+ * positions.  Writes the k (or fewer, within ``bound``) best of one query in (distance,
+ * position) order; returns how many. */
 #define HISTOGRAM_SELECT(name)                                                              \
     static int64_t name(const uint64_t *q, const uint64_t *codes, int words, int64_t n,     \
-                        int64_t k, int64_t bound, int64_t offset, int64_t *slot,            \
-                        int64_t *out_pos, int32_t *out_dist) {                              \
-        memset(slot, 0, sizeof(int64_t) * (bound + 2));                                     \
+                        int64_t k, int64_t bound, int64_t offset, uint8_t *near,            \
+                        int64_t *kept, int64_t *out_pos, int32_t *out_dist) {               \
+        int64_t counts[4][MAX_BITS + 2];                                                    \
+        memset(counts, 0, sizeof(counts));                                                  \
         for (int64_t j = 0; j < n; j++) {                                                   \
             int64_t d = distance(q, codes + j * words, words);                              \
-            if (d <= bound) slot[d]++;                                                      \
+            near[j] = (uint8_t)d;                                                           \
+            counts[j & 3][d]++;                                                             \
         }                                                                                   \
         int64_t below = 0, cut = 0;                                                         \
-        while (cut <= bound && below + slot[cut] < k) below += slot[cut++];                 \
-        int64_t at_cut = cut <= bound ? k - below : 0, start = 0;                           \
-        for (int64_t d = 0; d < cut; d++) { /* counts become first slots */                 \
-            int64_t count = slot[d];                                                        \
-            slot[d] = start;                                                                \
-            start += count;                                                                 \
+        while (cut <= bound) {                                                              \
+            int64_t here = counts[0][cut] + counts[1][cut] + counts[2][cut] + counts[3][cut]; \
+            if (below + here >= k) break;                                                   \
+            below += here, cut++;                                                           \
         }                                                                                   \
-        slot[cut] = below;                                                                  \
-        int64_t total = below + at_cut, left = total;                                       \
-        for (int64_t j = 0; j < n && left; j++) {                                           \
-            int64_t d = distance(q, codes + j * words, words);                              \
-            if (d < cut || (d == cut && at_cut)) {                                          \
-                at_cut -= d == cut;                                                         \
-                out_pos[slot[d]] = offset + j;                                              \
-                out_dist[slot[d]++] = (int32_t)d;                                           \
-                left--;                                                                     \
-            }                                                                               \
+        int64_t at_cut = cut <= bound ? k - below : 0, taken = 0;                           \
+        for (int64_t j = 0; j < n; j++) { /* position order, a branch-free step each */     \
+            int64_t d = near[j], at = (d == cut) & (at_cut > 0);                            \
+            kept[taken] = j;                                                                \
+            taken += (d < cut) | at;                                                        \
+            at_cut -= at;                                                                   \
         }                                                                                   \
-        return total;                                                                       \
+        place(near, kept, taken, cut <= bound ? cut : bound, offset, out_pos, out_dist);    \
+        return taken;                                                                       \
     }
 
 HISTOGRAM_SELECT(select_portable)
@@ -202,6 +233,70 @@ static void scan_chunk_avx2(const uint64_t *queries, int g, const uint64_t *code
         for (int64_t j = c0; j < c1; j++)
             offer(&sel[i], w, offset + j, distance(q, codes + j * words, words));
     }
+}
+
+/* Codes within ``cut``: how many distances in ``near`` are at most ``t`` (32 a step). */
+__attribute__((target("avx2,popcnt")))
+static int64_t at_most_avx2(const uint8_t *near, int64_t n, int64_t t) {
+    const __m256i limit = _mm256_set1_epi8((char)t);
+    int64_t count = 0, j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i d = _mm256_loadu_si256((const __m256i *)(near + j));
+        uint32_t within = (uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(_mm256_max_epu8(d, limit), limit)); /* d <= t, unsigned */
+        count += __builtin_popcount(within);
+    }
+    for (; j < n; j++) count += near[j] <= t;
+    return count;
+}
+
+/* HISTOGRAM_SELECT's work with vectors: distances 4 codes a step, the cut found by binary
+ * search over counts of the distance bytes (no histogram), and the kept codes read off
+ * 32-bit masks, so that only the k kept cost a step each. */
+__attribute__((target("avx2,popcnt")))
+static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, int64_t n,
+                           int64_t k, int64_t bound, int64_t offset, uint8_t *near,
+                           int64_t *kept, int64_t *out_pos, int32_t *out_dist) {
+    const __m256i q0 = _mm256_set1_epi64x((long long)q[0]);
+    const __m256i q1 = _mm256_set1_epi64x(words == 2 ? (long long)q[1] : 0);
+    const int lane[2][4] = {{0, 1, 2, 3}, {0, 2, 1, 3}}; /* distances4's order, by words */
+    int64_t j = 0;
+    uint64_t four[4];
+    for (; j + 4 <= n; j += 4) {
+        _mm256_storeu_si256((__m256i *)four, distances4(q0, q1, codes, j, words));
+        for (int i = 0; i < 4; i++) near[j + lane[words - 1][i]] = (uint8_t)four[i];
+    }
+    for (; j < n; j++) near[j] = (uint8_t)distance(q, codes + j * words, words);
+    int64_t low = 0, high = bound + 1; /* the first distance whose count reaches k */
+    while (low < high) {
+        int64_t middle = (low + high) / 2;
+        if (at_most_avx2(near, n, middle) >= k) high = middle;
+        else low = middle + 1;
+    }
+    int64_t cut = low, below = cut > 0 ? at_most_avx2(near, n, cut - 1) : 0;
+    int64_t at_cut = cut <= bound ? k - below : 0, taken = 0;
+    const __m256i cut_v = _mm256_set1_epi8((char)cut);
+    for (j = 0; j + 32 <= n; j += 32) {
+        __m256i d = _mm256_loadu_si256((const __m256i *)(near + j));
+        uint32_t less = ~(uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(_mm256_max_epu8(d, cut_v), d)); /* d < cut */
+        uint32_t at = at_cut ? (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(d, cut_v)) : 0;
+        if (__builtin_popcount(at) > at_cut) { /* only the first at_cut ties, by position */
+            uint32_t first = 0;
+            for (int64_t left = at_cut; left; left--) first |= at & -at, at &= at - 1;
+            at = first;
+        }
+        at_cut -= __builtin_popcount(at);
+        for (uint32_t take = less | at; take; take &= take - 1)
+            kept[taken++] = j + __builtin_ctz(take);
+    }
+    for (; j < n; j++) {
+        int64_t d = near[j], at = (d == cut) & (at_cut > 0);
+        if ((d < cut) | at) kept[taken++] = j;
+        at_cut -= at;
+    }
+    place(near, kept, taken, cut <= bound ? cut : bound, offset, out_pos, out_dist);
+    return taken;
 }
 #endif
 
@@ -300,24 +395,38 @@ static void scan_chunk_avx512_narrow(const uint64_t *queries, int g, const uint6
 typedef void (*ScanChunk)(const uint64_t *, int, const uint64_t *, int, int64_t, int64_t,
                           int64_t, Selection *, const Work *);
 typedef int64_t (*Select)(const uint64_t *, const uint64_t *, int, int64_t, int64_t, int64_t,
-                          int64_t, int64_t *, int64_t *, int32_t *);
+                          int64_t, uint8_t *, int64_t *, int64_t *, int32_t *);
 typedef struct {
     const char *name;
     ScanChunk wide, narrow; /* narrow: codes of <= 32 bits */
     Select select;          /* for a k that is a large share of the codes */
+    int select_one;         /* select so for every lone query (faster with this kernel) */
     int supported;
 } Kernel;
 
 static Kernel kernels[] = {
 #ifdef HAVE_X86
-    {"avx512", scan_chunk_avx512, scan_chunk_avx512_narrow, select_popcnt, 0},
-    {"avx2", scan_chunk_avx2, scan_chunk_avx2, select_popcnt, 0},
-    {"popcnt", scan_chunk_popcnt, scan_chunk_popcnt, select_popcnt, 0},
+    {"avx512", scan_chunk_avx512, scan_chunk_avx512_narrow, select_avx2, 0, 0},
+    {"avx2", scan_chunk_avx2, scan_chunk_avx2, select_avx2, 1, 0},
+    {"popcnt", scan_chunk_popcnt, scan_chunk_popcnt, select_popcnt, 0, 0},
 #endif
-    {"portable", scan_chunk_portable, scan_chunk_portable, select_portable, 1},
+    {"portable", scan_chunk_portable, scan_chunk_portable, select_portable, 0, 1},
 };
 #define N_KERNELS ((int)(sizeof(kernels) / sizeof(kernels[0])))
 static const Kernel *kernel = &kernels[N_KERNELS - 1];
+
+/* This thread's buffer of at least n distances, kept between calls: a million codes' worth
+ * freshly mapped each query would cost a page fault per 4 KB.  NULL if memory is short. */
+static uint8_t *distance_buffer(int64_t n) {
+    static _Thread_local uint8_t *buffer = NULL;
+    static _Thread_local int64_t size = 0;
+    if (n > size) {
+        free(buffer);
+        buffer = malloc((size_t)n);
+        size = buffer ? n : 0;
+    }
+    return buffer;
+}
 
 /* top_k(queries, codes, words, n_bits, k, bound, offset, out_positions, out_distances, out_fills)
  *
@@ -346,8 +455,12 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
     int32_t *dist = malloc(sizeof(int32_t) * (size_t)(nq * cap));
     int64_t *counts = calloc((size_t)(nq * (n_bits + 1)), sizeof(int64_t));
     Work w = {k, cap, n_bits, malloc(sizeof(int64_t) * (size_t)(n_bits + 2)),
-              malloc(sizeof(int64_t) * (size_t)k), malloc(sizeof(int32_t) * (size_t)k)};
-    if (!sel || !pos || !dist || !counts || !w.histogram || !w.scratch_pos || !w.scratch_dist) {
+              malloc(sizeof(int64_t) * (size_t)(k + 1)), malloc(sizeof(int32_t) * (size_t)k)};
+    /* nearly every code would be buffered, or one query on a kernel that counts faster */
+    int histogram_select = k * SELECT_SHARE >= n || (nq == 1 && kernel->select_one);
+    uint8_t *near = histogram_select ? distance_buffer(n) : NULL;
+    if (!sel || !pos || !dist || !counts || !w.histogram || !w.scratch_pos || !w.scratch_dist ||
+        (histogram_select && !near)) {
         PyErr_NoMemory();
     } else {
         const uint64_t *queries = qb.buf, *codes = cb.buf;
@@ -360,10 +473,11 @@ static PyObject *top_k(PyObject *self, PyObject *args) {
         }
         int g = nq == 1 ? 1 : GROUP;
         ScanChunk scan = words == 1 && n_bits <= 32 ? kernel->narrow : kernel->wide;
-        if (k * SELECT_SHARE >= n) { /* nearly every code would be buffered */
+        if (histogram_select) {
             for (int64_t q = 0; q < nq; q++) {
                 int64_t kept = kernel->select(queries + q * words, codes, words, n, k, sel[q].bound,
-                                              offset, w.histogram, out_pos + q * k, out_dist + q * k);
+                                              offset, near, w.scratch_pos,
+                                              out_pos + q * k, out_dist + q * k);
                 for (int64_t i = kept; i < k; i++) out_pos[q * k + i] = -1, out_dist[q * k + i] = -1;
                 out_fill[q] = kept;
             }
@@ -440,7 +554,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_popcount", NULL, -1
 PyMODINIT_FUNC PyInit__popcount(void) {
 #ifdef HAVE_X86
     __builtin_cpu_init();
-    kernels[0].supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+    kernels[0].supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
+                           __builtin_cpu_supports("avx2"); /* its selection runs on AVX2 */
     kernels[1].supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
     kernels[2].supported = __builtin_cpu_supports("popcnt");
 #endif

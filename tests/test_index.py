@@ -123,7 +123,7 @@ def test_every_scan_kernel_equals_brute_force(kernel, n_bits, monkeypatch) -> No
         pytest.skip(f"this CPU or build has no {kernel} kernel: {popcount.available_kernels()}")
     before = popcount.kernel()
     monkeypatch.setattr(popcount, "_SPLIT_WORK", 0)  # batches split over the cores
-    db = clustered_codes(9000, n_bits, seed=8)  # more than two blocks: cores split the codes
+    db = clustered_codes(9003, n_bits, seed=8)  # over two blocks, not whole vectors of codes
     queries = np.concatenate([random_codes(37, n_bits, seed=9), db[:3]])
     popcount.use_kernel(kernel)
     try:
