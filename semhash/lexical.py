@@ -12,11 +12,13 @@ Counts are kept as CSR rows (one per indexed document, term ids sorted), saved w
 the index as ``terms_indptr.npy``, ``terms_ids.npy`` and ``terms_counts.npy``; an
 index saved before them rebuilds them from its texts on first use.  Scoring reads
 each query word's postings (the documents holding it, made once from the rows on
-first use) against the sorted candidates, so its cost follows the query words'
-document frequencies, not thousands of scattered rows.
+first use) against the candidates, so its cost follows the query words' document
+frequencies, not thousands of scattered rows.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +40,7 @@ class TermCounts:
         self.vocab_size = counts.shape[1]
         self._stats: tuple[np.ndarray, np.ndarray, float] | None = None
         self._postings: sp.csc_matrix | None = None
+        self._local = threading.local()
 
     @classmethod
     def from_arrays(
@@ -49,6 +52,7 @@ class TermCounts:
         self.vocab_size = vocab_size
         self._stats = None
         self._postings = None
+        self._local = threading.local()
         return self
 
     def __len__(self) -> int:
@@ -79,18 +83,23 @@ class TermCounts:
         return []
 
     def bm25(self, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """BM25 of the words ``query_ids`` (each once) on documents ``candidates``: float32."""
+        """BM25 of the words ``query_ids`` (repeats count once) on documents ``candidates``.
+
+        ``candidates`` are distinct positions in any order; returns float32, one each.
+        """
         idf, lengths, mean_length = self._statistics()
         postings = self.postings()
-        words = np.unique(query_ids.astype(np.int32))
-        candidates = candidates.astype(np.int64)
-        # Candidates come in runs of increasing position (one run per distance): the
-        # stable sort merges runs, several times faster here than the default sort.
-        order = np.argsort(candidates, kind="stable")
         return _bm25(
-            postings.indptr, postings.indices, postings.data, lengths, mean_length,
-            words, idf[words], candidates[order], order,
+            postings.indptr, postings.indices, postings.data, lengths, mean_length, idf,
+            np.asarray(query_ids), np.asarray(candidates, dtype=np.int64), self._slots(),
         )  # fmt: skip
+
+    def _slots(self) -> np.ndarray:
+        """This thread's ``(n,)`` int32 of -1: each scoring marks its candidates and clears them."""
+        slots = getattr(self._local, "slots", None)
+        if slots is None:
+            slots = self._local.slots = np.full(len(self), -1, dtype=np.int32)
+        return slots
 
     def postings(self) -> sp.csc_matrix:
         """The counts by word: each word's documents in increasing order, made once."""
@@ -116,19 +125,24 @@ class TermCounts:
 
 @njit(cache=True, nogil=True)
 def _bm25(
-    indptr, docs, counts, lengths, mean_length, words, idf, candidates, order
+    indptr, docs, counts, lengths, mean_length, idf, query_ids, candidates, slots
 ):  # pragma: no cover
-    """BM25 of each candidate (``candidates`` sorted; ``order`` puts the scores back).
+    """BM25 of each candidate: float32.
 
-    For each word, its postings and the candidates are walked together, or, for a
-    word in many more documents than there are candidates, each candidate is found in
-    its postings by binary search: whichever reads fewer entries.
+    A word in few documents walks its postings, finding candidates through ``slots``
+    (document -> candidate index, -1 elsewhere, restored before returning); a word in
+    many more documents than there are candidates finds each candidate in its postings
+    by binary search instead: whichever reads fewer entries.  Nothing is sorted.
     """
-    totals = np.zeros(len(candidates), dtype=np.float64)
+    m = len(candidates)
+    totals = np.zeros(m, dtype=np.float64)
+    words = np.unique(query_ids)
+    marked = False
     for j in range(len(words)):
-        start, stop = indptr[words[j]], indptr[words[j] + 1]
-        if stop - start > len(candidates) * 16:
-            for i in range(len(candidates)):
+        word = words[j]
+        start, stop = indptr[word], indptr[word + 1]
+        if stop - start > m * 16:
+            for i in range(m):
                 low, high = start, stop
                 while low < high:  # the first posting whose document is >= the candidate
                     middle = (low + high) // 2
@@ -137,19 +151,21 @@ def _bm25(
                     else:
                         high = middle
                 if low < stop and docs[low] == candidates[i]:
-                    totals[i] += _term(idf[j], counts[low], lengths[candidates[i]], mean_length)
+                    d = candidates[i]
+                    totals[i] += _term(idf[word], counts[low], lengths[d], mean_length)
         else:
-            at = start
-            for i in range(len(candidates)):
-                d = candidates[i]
-                while at < stop and docs[at] < d:
-                    at += 1
-                if at < stop and docs[at] == d:
-                    totals[i] += _term(idf[j], counts[at], lengths[d], mean_length)
-    scores = np.zeros(len(candidates), dtype=np.float32)
-    for i in range(len(candidates)):
-        scores[order[i]] = totals[i]
-    return scores
+            if not marked:
+                for i in range(m):
+                    slots[candidates[i]] = i
+                marked = True
+            for at in range(start, stop):
+                i = slots[docs[at]]
+                if i >= 0:
+                    totals[i] += _term(idf[word], counts[at], lengths[docs[at]], mean_length)
+    if marked:
+        for i in range(m):
+            slots[candidates[i]] = -1
+    return totals.astype(np.float32)
 
 
 @njit(cache=True, inline="always")
