@@ -34,9 +34,9 @@ def pack(bits: np.ndarray) -> np.ndarray:
     """``(n, b)`` bool -> ``(n, words)`` uint64."""
     bits = np.asarray(bits, dtype=bool)
     n, n_bits = bits.shape
-    padded = np.zeros((n, n_words(n_bits) * 64), dtype=bool)
-    padded[:, :n_bits] = bits
-    as_bytes = np.packbits(padded, axis=1, bitorder="little")
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    as_bytes = np.zeros((n, n_words(n_bits) * 8), dtype=np.uint8)
+    as_bytes[:, : packed.shape[1]] = packed
     return as_bytes.view("<u8").astype(np.uint64, copy=False)
 
 

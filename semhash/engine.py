@@ -346,15 +346,20 @@ class SemanticIndex:
         self, activations: np.ndarray, words: list[np.ndarray] | None, hits: Hits, k: int
     ) -> Hits:
         """Re-order each query's candidates by code cosine, fused with BM25 when ``words``."""
-        positions = np.full((len(hits.positions), k), -1, dtype=np.int64)
-        scores = np.full((len(hits.positions), k), np.nan, dtype=np.float32)
-        if self._norms is None or len(self._norms) != len(self):
-            self._norms = centred_norms(self.activations)
         units = np.asarray(self.activations)
+        if self._norms is None or len(self._norms) != len(units):
+            self._norms = centred_norms(units)
+        ranked = []
         for i, candidates in enumerate(hits.positions):
-            candidates = candidates[candidates >= 0]
+            if candidates[-1] < 0:  # padded: fewer candidates than asked for
+                candidates = candidates[candidates >= 0]
             lexical = None if words is None else self.terms.bm25(words[i], candidates)
-            best, best_scores = rerank(activations[i], units, self._norms, candidates, lexical, k)
+            ranked.append(rerank(activations[i], units, self._norms, candidates, lexical, k))
+        if len(ranked) == 1 and len(ranked[0][0]) == k:  # one typed query: nothing to pad
+            return Hits(ranked[0][0][None, :], ranked[0][1][None, :])
+        positions = np.full((len(ranked), k), -1, dtype=np.int64)
+        scores = np.full((len(ranked), k), np.nan, dtype=np.float32)
+        for i, (best, best_scores) in enumerate(ranked):
             positions[i, : len(best)] = best
             scores[i, : len(best)] = best_scores
         return Hits(positions, scores)
@@ -363,13 +368,15 @@ class SemanticIndex:
         """Hits as results: each returned document's id and summary read, nothing more."""
         out = []
         for positions, scores in zip(hits.positions, hits.distances, strict=True):
-            found = positions >= 0
-            shown = self.docs.summaries(positions[found])
+            if len(positions) and positions[-1] < 0:  # padding comes last
+                found = positions >= 0
+                positions, scores = positions[found], scores[found]
+            shown = self.docs.summaries(positions)
             out.append(
                 [
-                    Result(rank, doc_id, score, *summary)
-                    for rank, ((doc_id, summary), score) in enumerate(
-                        zip(shown, scores[found].astype(float).tolist(), strict=True), start=1
+                    Result(rank, doc_id, score, labels, title, snippet)
+                    for rank, ((doc_id, (labels, title, snippet)), score) in enumerate(
+                        zip(shown, scores.astype(float).tolist(), strict=True), start=1
                     )
                 ]
             )

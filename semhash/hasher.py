@@ -185,14 +185,16 @@ class SemanticHasher:
         A few rows (typed queries) are encoded from their arrays in one compiled call, with
         no scipy matrix or torch call in the way; many rows go block by block through torch.
         """
-        _warn_empty(int(np.count_nonzero(counts.indptr[1:] == counts.indptr[:-1])))
+        indptr = counts.indptr
+        _warn_empty(int(np.count_nonzero(indptr[1:] == indptr[:-1])) if len(indptr) > 2 else
+                    int(indptr[-1] == indptr[0]))  # fmt: skip
         if isinstance(counts, Bags):
             models = self._require_models()
             if len(counts) <= FEW_ROWS and not any(model.training for model in models):
                 weights = self.vectorizer.weights(counts)
-                indptr, indices = counts.indptr, counts.indices
-                units = [model.encode_few(indptr, indices, weights) for model in models]
-                return np.hstack(units).astype(np.float32, copy=False)
+                units = [model.encode_few(indptr, counts.indices, weights) for model in models]
+                joined = units[0] if len(units) == 1 else np.hstack(units)
+                return joined.astype(np.float32, copy=False)
             counts = counts.matrix(self.vectorizer.vocab_size)
         out = np.empty((counts.shape[0], self.n_bits), dtype=np.float32)
         blocks: Iterable[tuple[int, sp.csr_matrix]] = row_blocks(counts)

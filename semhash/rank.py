@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from semhash.codes import centred_unit_rows
 
 LEXICAL_WEIGHT = 1.0  # BM25's share, relative to a cosine
 FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
@@ -45,16 +44,21 @@ def rerank(
     candidate is scored as ``(u . q - 0.5 sum(q)) / norm``, never centred itself.
     Compiled, one pass over the candidates' rows: numpy calls cost several times more.
     """
-    query = centred_unit_rows(query_units[None, :])[0].astype(np.float32)
     fused = lexical is not None
-    words = lexical if lexical is not None else np.zeros(0, dtype=np.float32)
-    return _rerank(units, norms, candidates.astype(np.int64), query, words, fused, k)
+    words = lexical if lexical is not None else _NO_WORDS
+    query = np.asarray(query_units, dtype=np.float32)
+    return _rerank(units, norms, np.asarray(candidates, dtype=np.int64), query, words, fused, k)
+
+
+_NO_WORDS = np.zeros(0, dtype=np.float32)
 
 
 @njit(cache=True, nogil=True)
-def _rerank(units, norms, candidates, query, lexical, fused, k):  # pragma: no cover - compiled
+def _rerank(units, norms, candidates, query_units, lexical, fused, k):  # pragma: no cover
     """:func:`rerank`'s work: cosines, feedback, BM25 added, the ``k`` best kept in order."""
-    m, b = len(candidates), len(query)
+    m, b = len(candidates), len(query_units)
+    centred = query_units - np.float32(0.5)  # as semhash.codes.centred_unit_rows
+    query = centred / max(np.sqrt(np.sum(centred * centred)), np.float32(1e-12))
     scores = _cosine_pass(units, norms, candidates, query)
     if fused and m > 0:
         best = np.float32(0.0)

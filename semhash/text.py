@@ -30,6 +30,7 @@ try:  # word counting in C (semhash/_tokens.c), built at install time where a co
 except ImportError:  # pragma: no cover - depends on the build
     _Table = _learn = None
 
+_INT32_MAX = np.iinfo(np.int32).max
 _BLOCK = 2000  # documents counted at a time (a thread's share, a progress update)
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default tokens
 
@@ -196,11 +197,14 @@ class Vectorizer:
                     found = tqdm(found, desc="vectorising", unit="block", total=len(blocks))
                 parts = list(found)
             columns, values, lengths = (b"".join(p[i] for p in parts) for i in range(3))
-        indices = np.frombuffer(columns, dtype=np.int32)
-        wide = len(indices) >= np.iinfo(np.int32).max
+        indices = np.frombuffer(columns, dtype=np.int32).copy()
+        values = np.frombuffer(values, dtype=np.float32).copy()
+        if len(texts) == 1:  # a typed query: its one row's bounds
+            return Bags(np.array([0, len(indices)], dtype=np.int32), indices, values)
+        wide = len(indices) >= _INT32_MAX
         indptr = np.zeros(len(texts) + 1, dtype=np.int64 if wide else np.int32)
         np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=indptr[1:])
-        return Bags(indptr, indices.copy(), np.frombuffer(values, dtype=np.float32).copy())
+        return Bags(indptr, indices, values)
 
     def weight(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Sublinear TF-IDF rows with unit L2 norm (rows without known words stay zero)."""

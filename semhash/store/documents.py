@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from semhash.corpus import Corpus
 from semhash.store import versions
@@ -123,14 +124,21 @@ class Documents:
     def summaries(self, positions: np.ndarray) -> list[tuple[str, Summary]]:
         """Each position's id and summary: what the results of one query show.
 
-        One JSON parse for all the lines: a query's ten results cost one call, not ten.
+        One JSON parse (orjson) for all the lines: a query's ten results cost one call, not
+        ten; a line that will not parse is read again alone, to name it.
         """
-        lines = [self._line(self._summaries, int(p)) for p in positions]
         ids = [_decode(raw) for raw in self._ids[positions].tolist()]
+        if len(self._summaries) == 1 and self._summaries[0] is not None:  # the usual case
+            data, offsets = self._summaries[0]
+            rows = self._rows[positions]
+            spans = zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
+            lines = [data[start:stop].tobytes() for start, stop in spans]
+        else:
+            lines = [self._line(self._summaries, int(p)) for p in positions]
         if any(line is None for line in lines):  # saved before summaries
             return [(i, self.summary(int(p))) for i, p in zip(ids, positions, strict=True)]
         try:
-            parsed = json.loads(b"[" + b",".join(lines) + b"]")  # type: ignore[arg-type]
+            parsed = orjson.loads(b"[" + b",".join(lines) + b"]")  # type: ignore[arg-type]
             found = [Summary(tuple(labels), title, snippet) for labels, title, snippet in parsed]
         except (ValueError, TypeError):
             found = [self.summary(int(p)) for p in positions]  # names the corrupted line
