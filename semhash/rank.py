@@ -26,6 +26,7 @@ from numba import njit
 LEXICAL_WEIGHT = 1.0  # BM25's share, relative to a cosine
 FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
 FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own
+ROUNDING = 1e-3  # more than float32 arithmetic can push a cosine above 1
 
 
 def rerank(
@@ -59,27 +60,51 @@ def _rerank(units, norms, candidates, query_units, lexical, fused, k):  # pragma
     m, b = len(candidates), len(query_units)
     centred = query_units - np.float32(0.5)  # as semhash.codes.centred_unit_rows
     query = centred / max(np.sqrt(np.sum(centred * centred)), np.float32(1e-12))
+    if not fused or m == 0:
+        scores = _cosine_pass(units, norms, candidates, query)
+        chosen = _best(scores, candidates, min(k, m))
+        return candidates[chosen], scores[chosen]
+    best = np.float32(0.0)
+    for i in range(m):
+        best = max(best, lexical[i])
+    words = np.empty(m, dtype=np.float32)
+    for i in range(m):
+        words[i] = LEXICAL_WEIGHT * (lexical[i] / best if best > 0 else lexical[i])
+    worded = np.flatnonzero(words > 0)
+    top, _ = _fused_best(units, norms, candidates, query, words, worded, min(FEEDBACK, m),
+                         np.arange(m))  # fmt: skip
+    refined = query.astype(np.float64)
+    for j in range(len(top)):
+        row = candidates[top[j]]
+        for d in range(b):
+            refined[d] += FEEDBACK_WEIGHT * (units[row, d] - 0.5) / norms[row] / len(top)
+    length = max(np.sqrt(np.sum(refined * refined)), 1e-12)
+    refined_query = (refined / length).astype(np.float32)
+    chosen, scores = _fused_best(units, norms, candidates, refined_query, words, worded,
+                                 min(k, m), candidates)  # fmt: skip
+    return candidates[chosen], scores
+
+
+@njit(cache=True, nogil=True)
+def _fused_best(units, norms, candidates, query, words, worded, count, ties):  # pragma: no cover
+    """The ``count`` best candidates by cosine + ``words`` (indices, scores), best first.
+
+    Ties go to the lower ``ties`` value.  A cosine is at most 1, so when the
+    ``count``-th best of the candidates holding a query word (``worded``) scores above
+    1, no other candidate can enter: their rows are not read.  Otherwise every one is.
+    """
+    if len(worded) >= count:
+        scores = _cosine_pass(units, norms, candidates[worded], query)
+        for i in range(len(worded)):
+            scores[i] += words[worded[i]]
+        chosen = _best(scores, ties[worded], count)
+        if count == 0 or scores[chosen[count - 1]] > 1.0 + ROUNDING:
+            return worded[chosen], scores[chosen]
     scores = _cosine_pass(units, norms, candidates, query)
-    if fused and m > 0:
-        best = np.float32(0.0)
-        for i in range(m):
-            best = max(best, lexical[i])
-        words = np.empty(m, dtype=np.float32)
-        for i in range(m):
-            words[i] = LEXICAL_WEIGHT * (lexical[i] / best if best > 0 else lexical[i])
-            scores[i] += words[i]
-        top = _best(scores, np.arange(m), min(FEEDBACK, m))
-        refined = query.astype(np.float64)
-        for j in range(len(top)):
-            row = candidates[top[j]]
-            for d in range(b):
-                refined[d] += FEEDBACK_WEIGHT * (units[row, d] - 0.5) / norms[row] / len(top)
-        length = max(np.sqrt(np.sum(refined * refined)), 1e-12)
-        scores = _cosine_pass(units, norms, candidates, (refined / length).astype(np.float32))
-        for i in range(m):
-            scores[i] += words[i]
-    chosen = _best(scores, candidates, min(k, m))
-    return candidates[chosen], scores[chosen]
+    for i in range(len(candidates)):
+        scores[i] += words[i]
+    chosen = _best(scores, ties, count)
+    return chosen, scores[chosen]
 
 
 @njit(cache=True, nogil=True, fastmath=True)

@@ -60,6 +60,29 @@ def test_fused_ranking_scores_candidates_by_codes_and_bm25(trained_index) -> Non
     assert np.allclose([r.score for r in found], score[order], atol=1e-5)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.002, 0.4, 1.0])
+def test_fused_scores_equal_the_formula_whichever_rows_it_skips(share) -> None:
+    """Candidates without a query word are skipped only when they cannot enter the top."""
+    from semhash.codes import centred_norms
+    from semhash.rank import FEEDBACK, FEEDBACK_WEIGHT, LEXICAL_WEIGHT, rerank
+
+    rng = np.random.default_rng(3)
+    units = rng.random((5000, 32), dtype=np.float32)
+    candidates = rng.choice(5000, 1500, replace=False)
+    lexical = (rng.random(1500) * (rng.random(1500) < share)).astype(np.float32)
+    query_units = rng.random(32, dtype=np.float32)
+    centred = centred_unit_rows(units[candidates])
+    query = centred_unit_rows(query_units[None, :])[0]
+    words = LEXICAL_WEIGHT * lexical / max(lexical.max(), 1e-30)
+    first = centred @ query + words
+    refined = query + FEEDBACK_WEIGHT * centred[np.argsort(-first, kind="stable")[:FEEDBACK]].mean(0)
+    score = centred @ (refined / np.linalg.norm(refined)) + words
+    order = np.lexsort((candidates, -score))[:10]
+    best, scores = rerank(query_units, units, centred_norms(units), candidates, lexical, 10)
+    assert best.tolist() == candidates[order].tolist()
+    assert np.allclose(scores, score[order], atol=1e-5)
+
+
 def test_bm25_matches_the_formula_on_counted_documents() -> None:
     import scipy.sparse as sp
 
