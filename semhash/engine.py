@@ -258,7 +258,10 @@ class SemanticIndex:
         return self._search_bags(Bags.of(counts), SearchOptions.of(options, **changes))
 
     def _search_bags(self, bags: Bags, options: SearchOptions) -> list[list[Result]]:
-        empty = np.flatnonzero(np.diff(bags.indptr) == 0)
+        indptr = bags.indptr
+        if len(indptr) == 2 and indptr[1] == indptr[0]:  # one query, the usual case
+            raise QueryError("query 1 has no words in the index's vocabulary")
+        empty = np.flatnonzero(np.diff(indptr) == 0) if len(indptr) > 2 else []
         if len(empty):
             raise QueryError(f"query {empty[0] + 1} has no words in the index's vocabulary")
         activations = self.hasher.activations_from_counts(bags)

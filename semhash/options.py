@@ -67,10 +67,9 @@ class SearchOptions:
         """``options`` (or the defaults) with ``changes``; an unknown name is a QueryError."""
         if not changes:  # already checked when made
             return options or cls()
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(changes) - known):
+        if unknown := sorted(set(changes) - _NAMES):
             raise QueryError(f"unknown search option {unknown[0]!r}")
-        return replace(options or cls(), **changes)
+        return cls(**changes) if options is None else replace(options, **changes)
 
     @property
     def candidates(self) -> int:
@@ -82,3 +81,6 @@ class SearchOptions:
     def for_similar(self) -> SearchOptions:
         """One more result and candidate: the document itself comes back and is dropped."""
         return replace(self, k=self.k + 1, depth=self.depth + 1 if self.depth else 0)
+
+
+_NAMES = frozenset(f.name for f in fields(SearchOptions))

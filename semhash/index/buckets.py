@@ -132,14 +132,14 @@ class HammingBuckets:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
-        if len(self) == 0 or engine == "scan":
-            return self.scan.search(queries, k, radius)
+        if len(self) and engine in ("auto", "buckets"):
+            plan = self.plan(len(queries), k, radius)  # buckets need its expected radius too
+            engine = plan.engine if engine == "auto" else engine
+            if engine == "buckets":
+                return self._probe(queries, k, radius, plan.radius)
         if engine == "mih":
             return self.mih.search(queries, k, radius)
-        plan = self.plan(len(queries), k, radius)  # buckets need its expected radius too
-        if engine == "auto" and plan.engine != "buckets":
-            return self.search(queries, k, radius, plan.engine)
-        return self._probe(queries, k, radius, plan.radius)
+        return self.scan.search(queries, k, radius)
 
     def plan(self, n_queries: int, k: int, radius: int | None = None) -> Plan:
         """The engine ``search(engine="auto")`` uses for such a batch, with its estimates."""

@@ -346,7 +346,7 @@ def top_k(
     else:
         positions, distances, fills = _native_codes_split(padded, codes, k, n_bits, bound, parts)
     positions, distances, fills = positions[:nq], distances[:nq], fills[:nq]
-    if np.all(fills == k):  # the usual case: nothing to pad
+    if fills.min() == k:  # the usual case: nothing to pad
         return positions, distances
     empty = np.arange(k)[None, :] >= fills[:, None]
     return np.where(empty, -1, positions), np.where(empty, -1, distances)

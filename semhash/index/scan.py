@@ -51,7 +51,7 @@ class LinearScan:
 
 def _checked(codes: np.ndarray, words: int) -> np.ndarray:
     codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[1] != words or codes.dtype != np.uint64:
+    if codes.shape[1:] != (words,) or codes.dtype != np.uint64:
         raise ValueError(
             f"codes must be a (n, {words}) uint64 array, got {codes.shape} {codes.dtype}"
         )
