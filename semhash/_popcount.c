@@ -259,21 +259,46 @@ static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, 
                            int64_t *kept, int64_t *out_pos, int32_t *out_dist) {
     const __m256i q0 = _mm256_set1_epi64x((long long)q[0]);
     const __m256i q1 = _mm256_set1_epi64x(words == 2 ? (long long)q[1] : 0);
-    const int lane[2][4] = {{0, 1, 2, 3}, {0, 2, 1, 3}}; /* distances4's order, by words */
+    /* Sixteen distances a step, as bytes in position order: four vectors' sums (distances4
+     * lanes hold codes 0 1 2 3, or 0 2 1 3 with two words) are shifted into the bytes of
+     * one vector, whose 4 x 4 bytes are then transposed. */
+    const int perm[4] = {0, words == 2 ? 2 : 1, words == 2 ? 1 : 2, 3};
+    char order[16];
+    for (int m = 0; m < 16; m++) order[m] = (char)(4 * perm[m % 4] + m / 4);
+    const __m128i transpose = _mm_loadu_si128((const __m128i *)order);
+    const __m256i gather = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     int64_t j = 0;
-    uint64_t four[4];
-    for (; j + 4 <= n; j += 4) {
-        _mm256_storeu_si256((__m256i *)four, distances4(q0, q1, codes, j, words));
-        for (int i = 0; i < 4; i++) near[j + lane[words - 1][i]] = (uint8_t)four[i];
+    for (; j + 16 <= n; j += 16) {
+        __m256i packed = _mm256_or_si256(
+            _mm256_or_si256(distances4(q0, q1, codes, j, words),
+                            _mm256_slli_epi64(distances4(q0, q1, codes, j + 4, words), 8)),
+            _mm256_or_si256(_mm256_slli_epi64(distances4(q0, q1, codes, j + 8, words), 16),
+                            _mm256_slli_epi64(distances4(q0, q1, codes, j + 12, words), 24)));
+        __m128i low = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(packed, gather));
+        _mm_storeu_si128((__m128i *)(near + j), _mm_shuffle_epi8(low, transpose));
     }
     for (; j < n; j++) near[j] = (uint8_t)distance(q, codes + j * words, words);
-    int64_t low = 0, high = bound + 1; /* the first distance whose count reaches k */
-    while (low < high) {
-        int64_t middle = (low + high) / 2;
-        if (at_most_avx2(near, n, middle) >= k) high = middle;
-        else low = middle + 1;
+    /* The cut (the first distance whose count reaches k): guessed from a sample of about
+     * 4,096 distances, then confirmed, or moved, one pass over the bytes at a time. */
+    int64_t stride = n > 8192 ? n / 4096 : 1, sampled[MAX_BITS + 2] = {0}, drawn = 0;
+    for (j = 0; j < n; j += stride) sampled[near[j]]++, drawn++;
+    int64_t cut = 0;
+    for (double seen = sampled[0], wanted = (double)k * drawn / n; seen < wanted && cut < bound;)
+        seen += sampled[++cut];
+    int64_t at = at_most_avx2(near, n, cut), below;
+    if (at >= k) { /* step down while the distance below still reaches k */
+        below = cut > 0 ? at_most_avx2(near, n, cut - 1) : 0;
+        while (below >= k) {
+            at = below, cut--;
+            below = cut > 0 ? at_most_avx2(near, n, cut - 1) : 0;
+        }
+    } else { /* step up until it does, or everything within the bound is taken */
+        below = at;
+        while (at < k && cut <= bound) {
+            below = at, cut++;
+            at = cut <= bound ? at_most_avx2(near, n, cut) : at;
+        }
     }
-    int64_t cut = low, below = cut > 0 ? at_most_avx2(near, n, cut - 1) : 0;
     int64_t at_cut = cut <= bound ? k - below : 0, taken = 0;
     const __m256i cut_v = _mm256_set1_epi8((char)cut);
     for (j = 0; j + 32 <= n; j += 32) {
