@@ -1,8 +1,9 @@
 """Load test of ``semhash serve``: requests/second and latency percentiles of ``/search``.
 
-Starts ``semhash serve INDEX`` on a free loopback port in a subprocess, then
-sends at most ``--requests`` queries (the titles of 2,000 of the index's documents,
-in turn) from ``--clients`` concurrent keep-alive connections, each its own process,
+Starts ``semhash serve INDEX`` on a free loopback port in a subprocess, waits
+until every worker answers, then sends at most ``--requests`` queries (the titles
+of 2,000 of the index's documents that have a word of its vocabulary, in turn)
+from ``--clients`` concurrent keep-alive connections, each its own process,
 stopping after ``--seconds`` at most.
 Loopback only; nothing leaves the machine.
 
@@ -35,17 +36,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_up(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def wait_until_up(port: int, workers: int, seconds: float = 120) -> None:
+    """Until each of the ``workers`` processes answers (each warms up before it listens).
+
+    A connection stays with the worker that accepted it: measuring while one worker
+    still warms up would send every client to the other.
+    """
+    deadline, seen = time.monotonic() + seconds, set()
+    while time.monotonic() < deadline and len(seen) < workers:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return
+            response = connection.getresponse()
+            if response.status == 200:
+                seen.add(json.loads(response.read())["worker"])
+            connection.close()
         except OSError:
             time.sleep(0.2)
-    raise SystemExit("the server did not come up")
+    if len(seen) < workers:
+        raise SystemExit(f"{len(seen)} of {workers} server processes came up")
 
 
 def client(port: int, queries: list[str], query: str, deadline: float, out: Any) -> None:
@@ -93,7 +102,9 @@ def main() -> None:
     index = SemanticIndex.load(args.index)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(index), min(2000, len(index)), replace=False)
-    titles = [q for q in (title(index.docs.record(int(i)).text) for i in picks) if q.strip()]
+    titles = [title(index.docs.record(int(i)).text) for i in picks]
+    known = np.diff(index.hasher.vectorizer.counts(titles).indptr) > 0  # else a 400 answer
+    titles = [t for t, k in zip(titles, known, strict=True) if k and t.strip()]
     queries = list(itertools.islice(itertools.cycle(titles), args.requests))
     port = free_port()
     server = subprocess.Popen(
@@ -111,7 +122,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_until_up(port)
+        wait_until_up(port, args.workers)
         results: Any = multiprocessing.get_context("fork").Queue()
         shares = [queries[i :: args.clients] for i in range(args.clients)]
         deadline = time.monotonic() + args.seconds

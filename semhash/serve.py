@@ -212,7 +212,8 @@ def create_app(
         )  # fmt: skip
 
     def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "documents": len(live.current())})
+        documents = len(live.current())  # the worker: which process of --workers answered
+        return JSONResponse({"status": "ok", "documents": documents, "worker": os.getpid()})
 
     def info(request: Request) -> Response:
         index = live.current()

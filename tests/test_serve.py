@@ -43,7 +43,8 @@ def test_similar_doc_health_info(client, trained_index) -> None:
     assert len(similar["results"]) == 4 and doc_id not in [r["id"] for r in similar["results"]]
     doc = client.get(f"/doc/{doc_id}").json()
     assert doc["id"] == doc_id and doc["text"] == trained_index.texts[3]
-    assert client.get("/health").json() == {"status": "ok", "documents": len(trained_index)}
+    health = {"status": "ok", "documents": len(trained_index), "worker": os.getpid()}
+    assert client.get("/health").json() == health
     info = client.get("/info").json()
     assert info["n_bits"] == 32 and info["n_docs"] == len(trained_index)
 
