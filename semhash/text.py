@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from tqdm.auto import tqdm
 
@@ -215,15 +216,8 @@ class Vectorizer:
 
     def weights(self, bags: Bags) -> np.ndarray:
         """:meth:`weight`'s values for the words of ``bags``: float32, one per word."""
-        data = np.log1p(bags.values.astype(np.float32)) * self.idf_[bags.indices]
-        if len(bags) == 1:  # a query: no row bookkeeping
-            norm = float(np.sqrt(data @ data))
-            return (data / norm if norm > 0 else data).astype(np.float32, copy=False)
-        rows = np.repeat(np.arange(len(bags)), np.diff(bags.indptr))
-        norms = np.sqrt(np.bincount(rows, data * data, len(bags))).astype(np.float32)
-        norms[norms == 0] = 1.0
-        data *= (1.0 / norms)[rows]
-        return data.astype(np.float32, copy=False)
+        values = np.asarray(bags.values, dtype=np.float32)
+        return _tf_idf(bags.indptr, bags.indices, values, self.idf_)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -337,3 +331,25 @@ def heading(
 
 def _shorten(line: str, chars: int) -> str:
     return line if len(line) <= chars else line[: chars - 1] + "…"
+
+
+@njit(cache=True, nogil=True)
+def _tf_idf(indptr, indices, counts, idf):  # pragma: no cover - compiled
+    """log(1 + count) * idf of each word, each row scaled to unit L2 norm: float32.
+
+    One pass per row in float32 (the norm summed in float64): a query and a document
+    with the same words get the same weights, whichever call weighs them.
+    """
+    out = np.empty(len(counts), dtype=np.float32)
+    for r in range(len(indptr) - 1):
+        total = 0.0
+        for i in range(indptr[r], indptr[r + 1]):
+            weight = np.float32(np.log1p(counts[i])) * idf[indices[i]]
+            out[i] = weight
+            total += np.float64(weight) * np.float64(weight)
+        norm = np.float32(np.sqrt(total))
+        if norm > 0:
+            scale = np.float32(1.0) / norm
+            for i in range(indptr[r], indptr[r + 1]):
+                out[i] *= scale
+    return out
