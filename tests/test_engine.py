@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from semhash import QueryError
 from semhash.codes import centred_unit_rows, hamming
@@ -84,8 +85,6 @@ def test_fused_scores_equal_the_formula_whichever_rows_it_skips(share) -> None:
 
 
 def test_bm25_matches_the_formula_on_counted_documents() -> None:
-    import scipy.sparse as sp
-
     from semhash.lexical import K1, B
 
     def formula(counts):
@@ -156,6 +155,21 @@ def test_unknown_engine_and_two_stage_with_a_radius_are_refused(trained_index) -
         trained_index.search(["space"], engine="fast")
     with pytest.raises(QueryError, match="two-stage search takes no radius"):
         trained_index.search(["space"], radius=2, engine="two-stage")
+
+
+def test_weights_are_sublinear_tf_idf_rows_of_unit_norm(trained_index) -> None:
+    """log(1 + count) * idf, each row scaled to unit length; a row without words stays 0."""
+    vectorizer = trained_index.hasher.vectorizer
+    texts = [*trained_index.texts[:30], "zzzz qqqq", "nasa nasa orbit"]
+    counts = vectorizer.counts(texts)
+    expected = counts.copy()
+    expected.data = np.log1p(expected.data) * vectorizer.idf_[expected.indices]
+    norms = np.sqrt(expected.multiply(expected).sum(axis=1)).A.ravel()
+    expected = sp.diags(np.where(norms > 0, 1 / np.maximum(norms, 1e-30), 0)) @ expected
+    weighted = vectorizer.weight(counts)
+    assert np.allclose(weighted.toarray(), expected.toarray(), atol=1e-6)
+    one = vectorizer.weights(vectorizer.bags(texts[-1:]))  # a query: the same numbers
+    assert np.array_equal(one, weighted[len(texts) - 1].data)
 
 
 def test_a_few_rows_encode_through_the_folded_layers_as_torch_does(trained_index) -> None:
