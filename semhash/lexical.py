@@ -95,7 +95,7 @@ class TermCounts:
         )  # fmt: skip
 
     def _slots(self) -> np.ndarray:
-        """This thread's ``(n,)`` int32 of -1: each scoring marks its candidates and clears them."""
+        """A ``(n,)`` int32 of -1 per thread: a scoring marks its candidates, then clears them."""
         slots = getattr(self._local, "slots", None)
         if slots is None:
             slots = self._local.slots = np.full(len(self), -1, dtype=np.int32)

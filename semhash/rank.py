@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-
 LEXICAL_WEIGHT = 1.0  # BM25's share, relative to a cosine
 FEEDBACK = 5  # best first-pass candidates whose codes refine the query's
 FEEDBACK_WEIGHT = 2.0  # their mean unit vector's weight against the query's own

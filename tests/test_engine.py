@@ -76,7 +76,8 @@ def test_fused_scores_equal_the_formula_whichever_rows_it_skips(share) -> None:
     query = centred_unit_rows(query_units[None, :])[0]
     words = LEXICAL_WEIGHT * lexical / max(lexical.max(), 1e-30)
     first = centred @ query + words
-    refined = query + FEEDBACK_WEIGHT * centred[np.argsort(-first, kind="stable")[:FEEDBACK]].mean(0)
+    feedback = centred[np.argsort(-first, kind="stable")[:FEEDBACK]].mean(0)
+    refined = query + FEEDBACK_WEIGHT * feedback
     score = centred @ (refined / np.linalg.norm(refined)) + words
     order = np.lexsort((candidates, -score))[:10]
     best, scores = rerank(query_units, units, centred_norms(units), candidates, lexical, 10)
