@@ -132,7 +132,7 @@ class Documents:
             data, offsets = self._summaries[0]
             rows = self._rows[positions]
             spans = zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
-            lines = [data[start:stop].tobytes() for start, stop in spans]
+            lines: list[bytes | None] = [data[start:stop].tobytes() for start, stop in spans]
         else:
             lines = [self._line(self._summaries, int(p)) for p in positions]
         if any(line is None for line in lines):  # saved before summaries
