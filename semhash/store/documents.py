@@ -128,13 +128,14 @@ class Documents:
         ten; a line that will not parse is read again alone, to name it.
         """
         ids = [_decode(raw) for raw in self._ids[positions].tolist()]
-        if len(self._summaries) == 1 and self._summaries[0] is not None:  # the usual case
-            data, offsets = self._summaries[0]
-            rows = self._rows[positions]
-            spans = zip(offsets[rows].tolist(), offsets[rows + 1].tolist(), strict=True)
-            lines: list[bytes | None] = [data[start:stop].tobytes() for start, stop in spans]
-        else:
-            lines = [self._line(self._summaries, int(p)) for p in positions]
+        rows = self._rows[positions]
+        chunks = np.searchsorted(self._starts, rows, "right") - 1
+        lines: list[bytes | None] = []
+        lines_in_chunk = (rows - self._starts[chunks]).tolist()
+        for line, chunk in zip(lines_in_chunk, chunks.tolist(), strict=True):
+            part = self._summaries[chunk]  # None: saved before summaries
+            span = None if part is None else part.offsets[line : line + 2].tolist()
+            lines.append(None if span is None else part.data[span[0] : span[1]].tobytes())
         if any(line is None for line in lines):  # saved before summaries
             return [(i, self.summary(int(p))) for i, p in zip(ids, positions, strict=True)]
         try:
