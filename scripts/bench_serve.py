@@ -13,6 +13,7 @@ Loopback only; nothing leaves the machine.
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import itertools
 import json
@@ -70,23 +71,30 @@ def client(port: int, queries: list[str], query: str, deadline: float, out: Any)
         f"GET /search?q={urllib.parse.quote(q)}&{query} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
         for q in queries
     ]
+    connection.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
+    worker = json.loads(answer(reader)[1])["worker"]  # which process this connection has
     times, failed = [], 0
     for request in requests:
         if time.monotonic() > deadline:
             break
         start = time.perf_counter()
         connection.sendall(request)
-        status, length = reader.readline(), 0
-        while (line := reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        reader.read(length)
+        status, _ = answer(reader)
         if status.split(b" ", 2)[1:2] == [b"200"]:
             times.append(time.perf_counter() - start)
         else:
             failed += 1
-    out.put((times, failed))
+    out.put((times, failed, worker))
     connection.close()
+
+
+def answer(reader: Any) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 answer read off the connection: its status line and body."""
+    status, length = reader.readline(), 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return status, reader.read(length)
 
 
 def main() -> None:
@@ -142,13 +150,15 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
-    latencies = [t for times, _ in answers for t in times]
-    failed = sum(f for _, f in answers)
+    latencies = [t for times, _, _ in answers for t in times]
+    failed = sum(f for _, f, _ in answers)
+    per_worker = sorted(collections.Counter(w for _, _, w in answers).values(), reverse=True)
     ms = np.array(latencies) * 1000
     result = {
         "index": args.index,
         "documents": len(index),
         "clients": args.clients,
+        "clients_per_worker": per_worker,  # the kernel hands each connection to one worker
         "rank": args.rank,
         "requests": len(ms),
         "not_200": failed,  # e.g. 400: a title with no word of the vocabulary
