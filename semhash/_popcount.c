@@ -178,16 +178,22 @@ __attribute__((target("popcnt"))) HISTOGRAM_SELECT(select_popcnt)
 
 /* ---- AVX2 kernel: 4 codes per vector, popcount by nibble lookup ---------------------- */
 
-__attribute__((target("avx2"))) static inline __m256i popcount4(__m256i x) {
+/* Each byte's popcount, by nibble lookup. */
+__attribute__((target("avx2"))) static inline __m256i byte_counts(__m256i x) {
     const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i nibble = _mm256_set1_epi8(0x0f);
     __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(x, nibble));
     __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble));
-    return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256()); /* per uint64 */
+    return _mm256_add_epi8(lo, hi);
 }
 
-/* Distances of 4 codes from j (in some order): one word each, or two (low and high). */
+__attribute__((target("avx2"))) static inline __m256i popcount4(__m256i x) {
+    return _mm256_sad_epu8(byte_counts(x), _mm256_setzero_si256()); /* per uint64 */
+}
+
+/* Distances of 4 codes from j (in some order): one word each, or two (low and high,
+ * whose byte counts, at most 16 a byte, are added before one sum per code). */
 __attribute__((target("avx2"))) static inline __m256i distances4(__m256i q0, __m256i q1,
                                                                    const uint64_t *codes,
                                                                    int64_t j, int words) {
@@ -196,8 +202,9 @@ __attribute__((target("avx2"))) static inline __m256i distances4(__m256i q0, __m
     __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 2 * j));
     __m256i b = _mm256_loadu_si256((const __m256i *)(codes + 2 * j + 4));
     __m256i lo = _mm256_unpacklo_epi64(a, b), hi = _mm256_unpackhi_epi64(a, b);
-    return _mm256_add_epi64(popcount4(_mm256_xor_si256(lo, q0)),
-                            popcount4(_mm256_xor_si256(hi, q1)));
+    __m256i counts = _mm256_add_epi8(byte_counts(_mm256_xor_si256(lo, q0)),
+                                     byte_counts(_mm256_xor_si256(hi, q1)));
+    return _mm256_sad_epu8(counts, _mm256_setzero_si256());
 }
 
 __attribute__((target("avx2,popcnt")))
@@ -250,6 +257,10 @@ static int64_t at_most_avx2(const uint8_t *near, int64_t n, int64_t t) {
     return count;
 }
 
+static int64_t select_by_bytes(const uint8_t *near, int64_t n, int64_t k, int64_t bound,
+                               int64_t offset, int64_t *kept, int64_t *out_pos,
+                               int32_t *out_dist);
+
 /* HISTOGRAM_SELECT's work with vectors: distances 4 codes a step, the cut found by binary
  * search over counts of the distance bytes (no histogram), and the kept codes read off
  * 32-bit masks, so that only the k kept cost a step each. */
@@ -278,6 +289,16 @@ static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, 
         _mm_storeu_si128((__m128i *)(near + j), _mm_shuffle_epi8(low, transpose));
     }
     for (; j < n; j++) near[j] = (uint8_t)distance(q, codes + j * words, words);
+    return select_by_bytes(near, n, k, bound, offset, kept, out_pos, out_dist);
+}
+
+/* The k (or fewer, within ``bound``) best of the n distances in ``near``, in (distance,
+ * position) order; returns how many.  ``kept`` holds k + 1 positions. */
+__attribute__((target("avx2,popcnt")))
+static int64_t select_by_bytes(const uint8_t *near, int64_t n, int64_t k, int64_t bound,
+                               int64_t offset, int64_t *kept, int64_t *out_pos,
+                               int32_t *out_dist) {
+    int64_t j;
     /* The cut (the first distance whose count reaches k): guessed from a sample of about
      * 4,096 distances, then confirmed, or moved, one pass over the bytes at a time. */
     int64_t stride = n > 8192 ? n / 4096 : 1, sampled[MAX_BITS + 2] = {0}, drawn = 0;
@@ -322,6 +343,31 @@ static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, 
     }
     place(near, kept, taken, cut <= bound ? cut : bound, offset, out_pos, out_dist);
     return taken;
+}
+
+/* select_avx2 for codes of at most 32 bits stored in 32-bit words, half the bytes: eight
+ * codes a vector, their byte counts summed per word (pairs, then pairs of pairs), four
+ * vectors packed into 32 distance bytes a step. */
+__attribute__((target("avx2,popcnt")))
+static int64_t select_narrow_avx2(uint32_t query, const uint32_t *codes, int64_t n, int64_t k,
+                                  int64_t bound, uint8_t *near, int64_t *kept,
+                                  int64_t *out_pos, int32_t *out_dist) {
+    const __m256i q = _mm256_set1_epi32((int)query);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undo the packs' lanes */
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i d[4];
+        for (int v = 0; v < 4; v++) {
+            __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(codes + j + 8 * v)), q);
+            d[v] = _mm256_madd_epi16(_mm256_maddubs_epi16(byte_counts(x), ones8), ones16);
+        }
+        __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(d[0], d[1]),
+                                            _mm256_packs_epi32(d[2], d[3]));
+        _mm256_storeu_si256((__m256i *)(near + j), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+    for (; j < n; j++) near[j] = (uint8_t)__builtin_popcount(codes[j] ^ query);
+    return select_by_bytes(near, n, k, bound, 0, kept, out_pos, out_dist);
 }
 #endif
 
@@ -535,6 +581,49 @@ done:
     return result;
 }
 
+/* top_one_narrow(query, codes, k, bound, out_positions, out_distances) -> kept
+ *
+ * One query over codes of at most 32 bits held as uint32 (a copy the scan keeps), by
+ * the AVX2 selection; the rows past ``kept`` are -1.  ValueError where the CPU has no
+ * AVX2 or the buffers do not fit. */
+static PyObject *top_one_narrow(PyObject *self, PyObject *args) {
+    unsigned long long query;
+    long long k, bound;
+    Py_buffer cb, pb, db;
+    if (!PyArg_ParseTuple(args, "Ky*LLw*w*", &query, &cb, &k, &bound, &pb, &db)) return NULL;
+    PyObject *result = NULL;
+    int64_t n = cb.len / 4;
+#ifdef HAVE_X86
+    int avx2 = kernels[1].supported;
+#else
+    int avx2 = 0;
+#endif
+    if (!avx2 || k < 1 || bound < 0 || bound > 32 || query >> 32 || pb.len < k * 8 || db.len < k * 4) {
+        PyErr_SetString(PyExc_ValueError, "top_one_narrow: no AVX2, or inconsistent arguments");
+        goto done;
+    }
+    uint8_t *near = distance_buffer(n);
+    int64_t *kept = malloc(sizeof(int64_t) * (size_t)(k + 1));
+    if (!near || !kept) {
+        free(kept);
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t found = 0, *out_pos = pb.buf;
+    int32_t *out_dist = db.buf;
+    Py_BEGIN_ALLOW_THREADS
+#ifdef HAVE_X86
+    found = select_narrow_avx2((uint32_t)query, cb.buf, n, k, bound, near, kept, out_pos, out_dist);
+#endif
+    for (int64_t i = found; i < k; i++) out_pos[i] = -1, out_dist[i] = -1;
+    Py_END_ALLOW_THREADS
+    free(kept);
+    result = PyLong_FromLongLong(found);
+done:
+    PyBuffer_Release(&cb), PyBuffer_Release(&pb), PyBuffer_Release(&db);
+    return result;
+}
+
 /* use(name): run the named kernel from now on; ValueError if this CPU lacks it. */
 static PyObject *use(PyObject *self, PyObject *args) {
     const char *name;
@@ -568,6 +657,7 @@ static PyObject *current(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "Exact Hamming top-k of a range of queries over a range of codes."},
+    {"top_one_narrow", top_one_narrow, METH_VARARGS, "One query's top k over 32-bit codes."},
     {"use", use, METH_VARARGS, "Run the named kernel from now on."},
     {"available", available, METH_NOARGS, "The kernels this CPU runs, fastest first."},
     {"current", current, METH_NOARGS, "The kernel in use."},

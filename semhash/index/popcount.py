@@ -316,16 +316,24 @@ def top_k(
     k: int,
     n_bits: int,
     radius: int | None = None,
+    narrow: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` by Hamming distance, ties by position: ``(nq, k)`` positions, distances.
 
     ``queries`` ``(nq, w)`` and ``codes`` ``(n, w)`` are uint64 with w = 1 or 2.
     Padding is -1 where fewer than ``k`` codes lie within ``radius`` (or exist).
-    Runs on :func:`kernel`.
+    Runs on :func:`kernel`.  ``narrow``: the same codes as uint32 when ``n_bits`` <= 32,
+    which the AVX2 kernel reads for a lone query (half the bytes of ``codes``).
     """
     nq = len(queries)
     if nq == 0 or len(codes) == 0:
         return np.full((nq, k), -1, np.int64), np.full((nq, k), -1, np.int32)
+    if nq == 1 and narrow is not None and n_bits <= 32 and kernel() == "avx2":
+        positions = np.empty((1, k), np.int64)
+        distances = np.empty((1, k), np.int32)
+        bound = n_bits if radius is None else min(radius, n_bits)
+        _native.top_one_narrow(int(queries[0, 0]), narrow, k, bound, positions, distances)
+        return positions, distances
     fill_up = -nq % GROUP if nq > 1 else 0  # one query scans alone
     padded = np.ascontiguousarray(queries, dtype=np.uint64)
     if fill_up:

@@ -23,6 +23,25 @@ class LinearScan:
         self.n_bits = n_bits
         self.codes = np.zeros((0, n_words(n_bits)), dtype=np.uint64)
 
+    @property
+    def codes(self) -> np.ndarray:
+        """``(n, words)`` uint64 packed codes, in position order."""
+        return self._codes
+
+    @codes.setter
+    def codes(self, codes: np.ndarray) -> None:
+        self._codes = codes
+        self._narrow: np.ndarray | None = None  # made again on the next lone query
+
+    def narrow(self) -> np.ndarray | None:
+        """The codes as uint32 when they have at most 32 bits, made once; else None.
+
+        A lone query's scan reads these: half the bytes of the uint64 codes.
+        """
+        if self._narrow is None and self.n_bits <= 32:
+            self._narrow = self._codes[:, 0].astype(np.uint32)
+        return self._narrow
+
     def __len__(self) -> int:
         return len(self.codes)
 
@@ -45,7 +64,8 @@ class LinearScan:
         """The ``k`` nearest codes (within ``radius`` if given), ties by position."""
         check_k(k)
         queries = _checked(queries, self.codes.shape[1])
-        positions, distances = top_k(queries, self.codes, k, self.n_bits, radius)
+        narrow = self.narrow() if len(queries) == 1 else None
+        positions, distances = top_k(queries, self.codes, k, self.n_bits, radius, narrow)
         return Hits(positions, distances)
 
 
