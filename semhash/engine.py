@@ -258,10 +258,9 @@ class SemanticIndex:
         return self._search_bags(Bags.of(counts), SearchOptions.of(options, **changes))
 
     def _search_bags(self, bags: Bags, options: SearchOptions) -> list[list[Result]]:
-        lengths = np.diff(bags.indptr) if len(bags.indptr) > 2 else bags.indptr[1:] - bags.indptr[0]
-        if not lengths.all():
-            first = int(np.argmin(lengths != 0)) + 1
-            raise QueryError(f"query {first} has no words in the index's vocabulary")
+        empty = np.flatnonzero(np.diff(bags.indptr) == 0)
+        if len(empty):
+            raise QueryError(f"query {empty[0] + 1} has no words in the index's vocabulary")
         activations = self.hasher.activations_from_counts(bags)
         words = [bags.row(i) for i in range(len(bags))]
         return self._results(self._hits(activations, words, options))

@@ -186,8 +186,7 @@ class SemanticHasher:
         no scipy matrix or torch call in the way; many rows go block by block through torch.
         """
         indptr = counts.indptr
-        _warn_empty(int(np.count_nonzero(indptr[1:] == indptr[:-1])) if len(indptr) > 2 else
-                    int(indptr[-1] == indptr[0]))  # fmt: skip
+        _warn_empty(int(np.count_nonzero(indptr[1:] == indptr[:-1])))
         if isinstance(counts, Bags):
             models = self._require_models()
             if len(counts) <= FEW_ROWS and not any(model.training for model in models):

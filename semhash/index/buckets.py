@@ -132,7 +132,9 @@ class HammingBuckets:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
-        if len(self) and engine in ("auto", "buckets"):
+        if len(self) == 0:
+            return self.scan.search(queries, k, radius)
+        if engine in ("auto", "buckets"):
             plan = self.plan(len(queries), k, radius)  # buckets need its expected radius too
             engine = plan.engine if engine == "auto" else engine
             if engine == "buckets":
