@@ -1,9 +1,12 @@
+import itertools
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from semhash.codes import pack
+from semhash.eval import protocol
 from semhash.eval.baselines import ITQ, RandomHyperplaneLSH
 from semhash.eval.precision import hamming_precision, label_matrix, precision_at_k
 from semhash.eval.protocol import (
@@ -85,7 +88,21 @@ def test_the_plan_reads_shorter_whole_block_codes_off_the_longest() -> None:
     assert SemanticHasher(replace(no_short, n_bits=16)).plan().trainer_sizes() == [16]
 
 
-def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(newsgroups_sample) -> None:
+def test_evaluating_two_lengths_trains_once_and_scores_as_trained_alone(
+    newsgroups_sample, monkeypatch
+) -> None:
+    # A clock on which training takes 100 s a bit and each reading 1 s: each row's seconds
+    # follow from the training it counts, not from how busy the machine is.
+    clock = itertools.count()
+    fit = SemanticHasher.fit
+
+    def timed_fit(self, *args, **kwargs):
+        for _ in range(100 * self.config.n_bits):
+            next(clock)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SemanticHasher, "fit", timed_fit)
+    monkeypatch.setattr(protocol, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
     corpus = newsgroups_sample.subset(list(range(0, 2300, 2)))
     config = with_recipe(small_config(n_bits=8, epochs=3), block_bits=8)
     both = evaluate_corpus(corpus, [16, 8], config, baselines=False)
