@@ -242,7 +242,7 @@ static void scan_chunk_avx2(const uint64_t *queries, int g, const uint64_t *code
     }
 }
 
-/* Codes within ``cut``: how many distances in ``near`` are at most ``t`` (32 a step). */
+/* How many of the n distances in ``near`` are at most ``t`` (32 a step). */
 __attribute__((target("avx2,popcnt")))
 static int64_t at_most_avx2(const uint8_t *near, int64_t n, int64_t t) {
     const __m256i limit = _mm256_set1_epi8((char)t);
@@ -261,9 +261,8 @@ static int64_t select_by_bytes(const uint8_t *near, int64_t n, int64_t k, int64_
                                int64_t offset, int64_t *kept, int64_t *out_pos,
                                int32_t *out_dist);
 
-/* HISTOGRAM_SELECT's work with vectors: distances 4 codes a step, the cut found by binary
- * search over counts of the distance bytes (no histogram), and the kept codes read off
- * 32-bit masks, so that only the k kept cost a step each. */
+/* HISTOGRAM_SELECT's work with vectors: each code's distance written as a byte (see
+ * below), then select_by_bytes. */
 __attribute__((target("avx2,popcnt")))
 static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, int64_t n,
                            int64_t k, int64_t bound, int64_t offset, uint8_t *near,
@@ -293,7 +292,9 @@ static int64_t select_avx2(const uint64_t *q, const uint64_t *codes, int words, 
 }
 
 /* The k (or fewer, within ``bound``) best of the n distances in ``near``, in (distance,
- * position) order; returns how many.  ``kept`` holds k + 1 positions. */
+ * position) order; returns how many.  No histogram: the cut is found by counting the
+ * bytes, and the kept codes are read off 32-bit masks, so only the k kept cost a step
+ * each.  ``kept`` holds k + 1 positions. */
 __attribute__((target("avx2,popcnt")))
 static int64_t select_by_bytes(const uint8_t *near, int64_t n, int64_t k, int64_t bound,
                                int64_t offset, int64_t *kept, int64_t *out_pos,

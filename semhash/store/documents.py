@@ -104,8 +104,15 @@ class Documents:
         assert raw is not None  # every chunk has its document lines
         return _record(raw, f"document {position + 1}")
 
-    def records(self) -> list[Record]:
-        return [self.record(p) for p in range(len(self))]
+    def records(self, positions: np.ndarray | None = None) -> list[Record]:
+        """The documents at ``positions`` (all of them by default), their lines read at once."""
+        positions = np.arange(len(self)) if positions is None else np.asarray(positions)
+        raws = self._lines(self._chunks, positions)
+        assert all(raw is not None for raw in raws)  # every chunk has its document lines
+        return [
+            _record(raw, f"document {p + 1}")  # type: ignore[arg-type]
+            for p, raw in zip(positions.tolist(), raws, strict=True)
+        ]
 
     def summary(self, position: int) -> Summary:
         """The document's labels, title and snippet, read from its short summary line."""
@@ -128,14 +135,7 @@ class Documents:
         ten; a line that will not parse is read again alone, to name it.
         """
         ids = [_decode(raw) for raw in self._ids[positions].tolist()]
-        rows = self._rows[positions]
-        chunks = np.searchsorted(self._starts, rows, "right") - 1
-        lines: list[bytes | None] = []
-        lines_in_chunk = (rows - self._starts[chunks]).tolist()
-        for line, chunk in zip(lines_in_chunk, chunks.tolist(), strict=True):
-            part = self._summaries[chunk]  # None: saved before summaries
-            span = None if part is None else part.offsets[line : line + 2].tolist()
-            lines.append(None if span is None else part.data[span[0] : span[1]].tobytes())
+        lines = self._lines(self._summaries, positions)
         if any(line is None for line in lines):  # saved before summaries
             return [(i, self.summary(int(p))) for i, p in zip(ids, positions, strict=True)]
         try:
@@ -147,13 +147,18 @@ class Documents:
 
     def _line(self, chunks: Sequence[_Lines | None], position: int) -> bytes | None:
         """Line ``position`` of ``chunks`` (the documents' or the summaries'), None if absent."""
-        row = int(self._rows[position])
-        chunk = 0 if len(chunks) == 1 else int(np.searchsorted(self._starts, row, "right")) - 1
-        lines = chunks[chunk]
-        if lines is None:
-            return None
-        line = row - int(self._starts[chunk])
-        return lines.data[lines.offsets[line] : lines.offsets[line + 1]].tobytes()
+        return self._lines(chunks, np.array([position]))[0]
+
+    def _lines(self, chunks: Sequence[_Lines | None], positions: np.ndarray) -> list[bytes | None]:
+        """:meth:`_line` of each position, their chunks found in one search."""
+        rows = self._rows[positions]
+        found = np.searchsorted(self._starts, rows, "right") - 1
+        out: list[bytes | None] = []
+        for line, chunk in zip((rows - self._starts[found]).tolist(), found.tolist(), strict=True):
+            part = chunks[chunk]  # None: a chunk saved without these lines
+            span = None if part is None else part.offsets[line : line + 2].tolist()
+            out.append(None if span is None else part.data[span[0] : span[1]].tobytes())
+        return out
 
     def positions(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Position of each id, -1 where it is not indexed: ``(len(doc_ids),)`` int64."""

@@ -69,7 +69,7 @@ def reconcile(index: SemanticIndex, ids: Iterable[str]) -> int:
     held = positions >= 0
     keep = positions[held]
     if len(keep):
-        records = [index.docs.record(int(p)) for p in keep]
+        records = index.docs.records(keep)
         index.milvus.upsert(
             [r.id for r in records], np.asarray(index.codes)[keep], [r.labels for r in records]
         )
